@@ -1,0 +1,68 @@
+"""The core the CLI and the daemon share: configuration, database, extractor and event bus, built
+once per process from a validated config."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.config import Config
+from monitor.events import Bus, ChangeCorroborated, ChangeDetected, SourceFailed, SourcePolled
+from monitor.extract import Extractor
+from monitor.extract.lexicon import Lexicon, load as load_lexicon
+from monitor.sources.fetch import FetchLimits
+from monitor.store import db, repo
+
+log = logging.getLogger("monitor")
+
+
+@dataclass
+class App:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    bus: Bus
+
+    @classmethod
+    def open(cls, config: Config, migrate: bool = True) -> "App":
+        engine = db.make_engine(config.database_url)
+        if migrate:
+            db.upgrade(engine)
+        app = cls(config, engine, db.session_factory(engine), Bus())
+        with app.sessions.begin() as s:
+            repo.sync_sources(s, config.settings.sources)
+        app._log_events()
+        return app
+
+    @cached_property
+    def lexicon(self) -> Lexicon:
+        return load_lexicon(self.config.settings.extract.lexicon)
+
+    @cached_property
+    def extractor(self) -> Extractor:
+        return Extractor(self.lexicon)
+
+    @property
+    def fetch_limits(self) -> FetchLimits:
+        f = self.config.settings.fetch
+        return FetchLimits(timeout=f.timeout.total_seconds(), connect_timeout=f.connect_timeout.total_seconds(),
+                           max_bytes=f.max_bytes, max_redirects=f.max_redirects, user_agent=f.user_agent)
+
+    def _log_events(self) -> None:
+        """One log line per event that matters, always naming the source."""
+        self.bus.subscribe(SourcePolled, lambda e: log.info(
+            "source=%s polled: %s", e.source,
+            "not modified" if e.not_modified else f"{e.items} items, {e.new_entries} new"))
+        self.bus.subscribe(SourceFailed, lambda e: log.warning(
+            "source=%s failed (%s in a row): %s", e.source, e.failures, e.error))
+        self.bus.subscribe(ChangeDetected, lambda e: log.info(
+            "source=%s change #%s detected: %s", e.source, e.change_id, e.summary))
+        self.bus.subscribe(ChangeCorroborated, lambda e: log.info(
+            "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id))
+
+    def close(self) -> None:
+        self.engine.dispose()

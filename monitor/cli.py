@@ -1,0 +1,380 @@
+"""The command line: every command of spec/interface.md, thin over the shared core in monitor.app.
+
+Exit status: 0 success, 1 a failure of the work (a source, a delivery, a bad input file), 2 a
+configuration or usage error (reported before anything runs).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from datetime import date, datetime
+from typing import Any, Callable, TypeVar
+
+import click
+
+from monitor import __version__, clock
+from monitor.config import Config, ConfigError, load as load_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("monitor")
+
+
+def _setup_logging(verbose: bool, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "httpx", "httpcore", "apprise", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+def fail(message: str, status: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def config_option(f: F) -> F:
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                        help="Config file (default: $MONITOR_CONFIG, else config/monitor.toml).")(f)
+
+
+def _config(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+        raise  # unreachable
+
+
+def _app(path: str | None, migrate: bool = True):  # type: ignore[no-untyped-def]
+    from monitor.app import App
+    from monitor.extract.lexicon import LexiconError
+    from monitor.store.db import DatabaseError
+
+    cfg = _config(path)
+    try:
+        app = App.open(cfg, migrate=migrate)
+        _ = app.lexicon
+        return app
+    except (DatabaseError, LexiconError) as exc:
+        fail(str(exc), 2 if isinstance(exc, LexiconError) else 1)
+
+
+def guard(f: F) -> F:
+    """Turn MONITOR_NOW mistakes and database outages into one clear line instead of a traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return f(*args, **kwargs)
+        except clock.ClockError as exc:
+            fail(str(exc), 2)
+        except OperationalError as exc:
+            fail(f"database: {exc.orig if exc.orig else exc}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+FORMAT = click.Choice(["table", "json"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="policy-monitor")
+def main() -> None:
+    """policy-monitor: watches platforms and news for link-policy changes and alerts you in time."""
+
+
+# -- run / once ------------------------------------------------------------------------------------
+@main.command()
+@config_option
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@guard
+def run(config_path: str | None, verbose: bool) -> None:
+    """Run the daemon: poll every source on its interval, extract, store, notify, until SIGTERM."""
+    _setup_logging(verbose)
+    from monitor.daemon import Daemon
+
+    sys.exit(Daemon(_app(config_path)).run())
+
+
+@main.command()
+@config_option
+@click.option("--source", "source_name", help="Poll only this source.")
+@click.option("--no-deliver", is_flag=True, help="Poll only; leave due deliveries for later.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@guard
+def once(config_path: str | None, source_name: str | None, no_deliver: bool, verbose: bool, quiet: bool) -> None:
+    """Poll every source once (or --source NAME), deliver what is due, exit (1 if a source failed)."""
+    _setup_logging(verbose, quiet)
+    from monitor.notify.dispatch import deliver_due
+    from monitor.pipeline import poll
+
+    app = _app(config_path)
+    sources = [s for s in app.config.settings.sources if s.enabled]
+    if source_name:
+        try:
+            sources = [app.config.source(source_name)]
+        except KeyError as exc:
+            fail(str(exc.args[0]), 2)
+    failed = 0
+    for cfg in sources:
+        outcome = poll(app, cfg)
+        if not outcome.ok:
+            failed += 1
+            click.echo(f"error: source {cfg.name}: {outcome.error}", err=True)
+    if not no_deliver:
+        report = deliver_due(app.sessions, app.config, app.lexicon, app.bus)
+        for err in report.errors:
+            click.echo(f"warning: delivery to {err}", err=True)
+    app.close()
+    sys.exit(1 if failed else 0)
+
+
+# -- queries ---------------------------------------------------------------------------------------
+def _day(_ctx: Any, _param: Any, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)")
+
+
+def change_record(c: Any) -> dict[str, Any]:
+    from monitor.output import iso
+
+    sources = []
+    for m in c.mentions:
+        e = m.entry
+        sources.append({"source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published)})
+    return {
+        "id": c.id, "platform": c.platform, "targets": list(c.targets or []), "action": c.action,
+        "link_type": c.link_type, "effective_date": iso(c.effective_date), "evidence": c.evidence,
+        "confidence": round(c.confidence, 3), "first_seen": iso(c.first_seen), "sources": sources,
+    }
+
+
+@main.command()
+@config_option
+@click.option("--platform")
+@click.option("--target")
+@click.option("--action", type=click.Choice(["ban", "restrict", "allow", "require"]))
+@click.option("--since", callback=_day, help="First seen on or after DATE.")
+@click.option("--until", callback=_day, help="First seen on or before DATE.")
+@click.option("--effective-from", callback=_day, help="Effective on or after DATE.")
+@click.option("--effective-to", callback=_day, help="Effective on or before DATE.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@guard
+def changes(config_path: str | None, platform: str | None, target: str | None, action: str | None,
+            since: date | None, until: date | None, effective_from: date | None, effective_to: date | None,
+            fmt: str) -> None:
+    """The change log, newest first."""
+    _setup_logging(False, quiet=True)
+    from monitor.output import render
+    from monitor.store.repo import ChangeFilter, list_changes
+
+    app = _app(config_path)
+    with app.sessions() as s:
+        rows = [change_record(c) for c in list_changes(s, ChangeFilter(
+            platform, target, action, since, until, effective_from, effective_to))]
+    for r in rows:
+        r["mentions"] = len(r["sources"])
+    if fmt != "json":
+        for r in rows:
+            r["sources"] = [x["source"] for x in r["sources"]]
+            r.pop("mentions") if fmt == "csv" else None
+    cols = ["id", "platform", "action", "targets", "link_type", "effective_date", "first_seen", "confidence"]
+    cols += ["mentions"] if fmt == "table" else ["sources", "evidence"]
+    if fmt == "json":
+        for r in rows:
+            r.pop("mentions")
+    click.echo(render(rows, fmt, cols))
+
+
+@main.command()
+@config_option
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+@guard
+def sources(config_path: str | None, fmt: str) -> None:
+    """Each configured source with its last poll, status and last error."""
+    _setup_logging(False, quiet=True)
+    from monitor.output import iso, render
+    from monitor.store.repo import list_sources
+
+    app = _app(config_path)
+    configured = {s.name: s for s in app.config.settings.sources}
+    with app.sessions() as s:
+        rows = [{"name": r.name, "kind": r.kind, "url": r.url,
+                 "status": r.status if configured[r.name].enabled else "disabled",
+                 "last_polled": iso(r.last_polled), "last_error": r.last_error, "entries_seen": r.entries_seen,
+                 "next_poll": iso(r.next_poll), "failures": r.failures}
+                for r in list_sources(s) if r.name in configured]
+    click.echo(render(rows, fmt, ["name", "status", "last_polled", "entries_seen", "next_poll", "last_error"]))
+
+
+@main.command()
+@config_option
+@click.option("--source", "source_name", help="Only entries of this source.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+@guard
+def entries(config_path: str | None, source_name: str | None, limit: int, fmt: str) -> None:
+    """What the sources yielded, newest first, with the number of changes found in each."""
+    _setup_logging(False, quiet=True)
+    from monitor.output import iso, render
+    from monitor.store.repo import list_entries
+
+    app = _app(config_path)
+    with app.sessions() as s:
+        rows = [{"source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published),
+                 "changes": e.changes_found} for e in list_entries(s, source_name, limit)]
+    click.echo(render(rows, fmt, ["source", "published", "changes", "title", "url"]))
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "dead"]))
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+@click.pass_context
+@guard
+def deliveries(ctx: click.Context, config_path: str | None, status: str | None, fmt: str) -> None:
+    """The outbox: each message owed to a notifier, with its status and last error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _setup_logging(False, quiet=True)
+    from monitor.output import iso, render
+    from monitor.store.repo import list_deliveries
+
+    app = _app(config_path)
+    with app.sessions() as s:
+        rows = [{"id": d.id, "change_id": d.change_id, "notifier": d.notifier, "kind": d.kind, "status": d.status,
+                 "attempts": d.attempts, "last_error": d.last_error, "next_attempt": iso(d.next_attempt),
+                 "sent_at": iso(d.sent_at)} for d in list_deliveries(s, status)]
+    click.echo(render(rows, fmt, ["id", "change_id", "notifier", "kind", "status", "attempts", "next_attempt",
+                                  "last_error"]))
+
+
+@deliveries.command("retry")
+@config_option
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="Retry every dead delivery.")
+@guard
+def deliveries_retry(config_path: str | None, ids: tuple[int, ...], all_dead: bool) -> None:
+    """Make dead or failed deliveries due again (sent by the daemon or the next `once`)."""
+    _setup_logging(False, quiet=True)
+    if not ids and not all_dead:
+        fail("give delivery IDs or --all-dead", 2)
+    from monitor.store.repo import retry_deliveries
+
+    app = _app(config_path)
+    with app.sessions.begin() as s:
+        n = retry_deliveries(s, clock.utcnow(), ids, all_dead)
+    click.echo(f"{n} deliver{'y' if n == 1 else 'ies'} queued again")
+
+
+# -- extract ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--input", "input_path", default="-", show_default=True, help="JSON Lines file, or - for stdin.")
+@click.option("--output", "output_path", default="-", show_default=True, help="JSON Lines file, or - for stdout.")
+@click.option("--lexicon", "lexicon_path", type=click.Path(exists=True, dir_okay=False),
+              help="Lexicon file (default: [extract] lexicon of the config, else the built-in one).")
+@config_option
+def extract(input_path: str, output_path: str, lexicon_path: str | None, config_path: str | None) -> None:
+    """Offline extraction: articles (JSON Lines) in, changes (JSON Lines) out. No network, no database."""
+    from monitor.extract import Extractor
+    from monitor.extract.lexicon import LexiconError, load as load_lexicon
+    from monitor.extract.records import RecordError, read_articles, write_result
+
+    if lexicon_path is None and (config_path or _default_config_exists()):
+        lexicon_path = _config(config_path).settings.extract.lexicon
+    try:
+        extractor = Extractor(load_lexicon(lexicon_path))
+    except LexiconError as exc:
+        fail(str(exc), 2)
+    src = sys.stdin if input_path == "-" else None
+    try:
+        fin = src or open(input_path, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {input_path}: {exc.strerror}", 2)
+    fout = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")
+    started, n, positive = time.perf_counter(), 0, 0
+    try:
+        for article in read_articles(fin, "<stdin>" if input_path == "-" else input_path):
+            found = extractor.extract(article)
+            write_result(fout, article.id, [c.to_dict() for c in found])
+            n += 1
+            positive += bool(found)
+    except RecordError as exc:
+        fail(str(exc), 1)
+    finally:
+        if fout is not sys.stdout:
+            fout.close()
+    elapsed = time.perf_counter() - started
+    click.echo(f"extracted {n} articles, {positive} with changes, in {elapsed:.2f}s", err=True)
+
+
+def _default_config_exists() -> bool:
+    from monitor.config import resolve_path
+
+    return resolve_path(None).exists()
+
+
+# -- notify / db -----------------------------------------------------------------------------------
+@main.group()
+def notify() -> None:
+    """Notifier tools."""
+
+
+@notify.command("test")
+@config_option
+@click.argument("name", required=False)
+@guard
+def notify_test(config_path: str | None, name: str | None) -> None:
+    """Send a test message through one notifier (or all) and say which succeeded."""
+    _setup_logging(False, quiet=True)
+    from monitor.notify import channels
+    from monitor.notify.message import render_alert, render_test
+    from monitor.store.repo import latest_change
+
+    app = _app(config_path)
+    targets = [n for n in app.config.settings.notify if name is None or n.name == name]
+    if not targets:
+        known = ", ".join(n.name for n in app.config.settings.notify) or "none configured"
+        fail(f"no notifier named {name!r} (known: {known})" if name else "no notifiers configured", 2)
+    with app.sessions() as s:
+        change = latest_change(s)
+        sample = render_alert(change, app.lexicon, clock.now()) if change else None
+    bad = 0
+    for n in targets:
+        msg = render_test(n.name)
+        if sample:
+            msg = type(msg)(title="[test] " + sample.title, body=msg.body + "\n\nSample alert (latest stored change):\n\n"
+                            + sample.body)
+        result = channels.send(n.url, msg.title, msg.body)
+        click.echo(f"{n.name}: {'ok' if result.ok else 'FAILED: ' + str(result.error)}  ({channels.mask(n.url)})")
+        bad += not result.ok
+    sys.exit(1 if bad else 0)
+
+
+@main.group()
+def db() -> None:
+    """Database tools."""
+
+
+@db.command("upgrade")
+@config_option
+@guard
+def db_upgrade(config_path: str | None) -> None:
+    """Apply database migrations (the daemon also does this at start)."""
+    _setup_logging(False, quiet=True)
+    app = _app(config_path)
+    click.echo(f"database {app.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,267 @@
+"""TOML configuration: read, expand ``${ENV}`` secrets, validate, and report errors by key path.
+
+Every mistake is found before anything runs, and each is reported as
+``FILE: key.path: what is wrong`` so a user can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG = Path("config/monitor.toml")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` gives one line per problem, each naming file and key."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, str]]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {key}: {msg}" if key else f"{self.path}: {msg}"
+                                   for key, msg in problems))
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Durations are written as in most daemons' configs: ``30s``, ``15m``, ``2h``, ``1d``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (write it as 30s, 15m, 2h or 1d)")
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Strict):
+    url: str = "sqlite:///data/monitor.db"
+
+
+class FetchConfig(_Strict):
+    timeout: Duration = timedelta(seconds=20)
+    connect_timeout: Duration = timedelta(seconds=10)
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+    user_agent: str = "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor)"
+
+
+class DaemonConfig(_Strict):
+    deliver_every: Duration = timedelta(seconds=30)
+    jitter: Duration = timedelta(seconds=30)
+    max_backoff: Duration = timedelta(hours=6)
+
+
+class DeliveryConfig(_Strict):
+    max_attempts: int = Field(default=8, ge=1)
+    retry_after: Duration = timedelta(minutes=1)
+    max_retry_after: Duration = timedelta(hours=6)
+
+
+class ExtractConfig(_Strict):
+    lexicon: str | None = None
+
+
+class SourceConfig(_Strict):
+    name: str
+    kind: Literal["feed", "page-list", "page"] = "feed"
+    url: str
+    interval: Duration = timedelta(minutes=15)
+    lang: Literal["zh", "en", "auto"] = "auto"
+    platform: str | None = None
+    enabled: bool = True
+    timeout: Duration | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r} must use only a-z, 0-9 and '-' (e.g. kuaishou-notices)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v != "feed":
+            raise ValueError(f"kind {v!r} is not supported yet; this version reads feeds (kind = \"feed\")")
+        return v
+
+
+class NotifierConfig(_Strict):
+    name: str
+    url: str
+    platforms: list[str] = Field(default_factory=list)
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r} must use only a-z, 0-9 and '-' (e.g. ops-mail)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, v: str) -> str:
+        from monitor.notify.channels import check_url  # apprise is slow to import; only when needed
+
+        problem = check_url(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+
+class Settings(_Strict):
+    storage: StorageConfig = StorageConfig()
+    fetch: FetchConfig = FetchConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    extract: ExtractConfig = ExtractConfig()
+    sources: list[SourceConfig] = Field(default_factory=list)
+    notify: list[NotifierConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Settings":
+        for section, items in (("sources", self.sources), ("notify", self.notify)):
+            seen: dict[str, int] = {}
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    raise ValueError(
+                        f"{section}[{i}].name: {item.name!r} is already the name of {section}[{seen[item.name]}]"
+                    )
+                seen[item.name] = i
+        return self
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings plus where they came from (errors and relative paths refer to it)."""
+
+    path: Path
+    settings: Settings
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.storage.url
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.settings.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.settings.sources) or "none"
+        raise KeyError(f"no source named {name!r} in {self.path} (known: {known})")
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--config`` wins, then ``$MONITOR_CONFIG``, then ``config/monitor.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("MONITOR_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
+    """Secrets stay out of the file: ``url = "${OPS_MAIL_URL}"`` is read from the environment."""
+
+    def expand(value: str, key: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                problems.append((key, f"environment variable {name} is not set"))
+                return ""
+            return os.environ[name]
+
+        return _ENV_REF.sub(sub, value)
+
+    for i, item in enumerate(raw.get("notify") or []):
+        if isinstance(item, dict) and isinstance(item.get("url"), str):
+            item["url"] = expand(item["url"], f"notify[{i}].url")
+    storage = raw.get("storage")
+    if isinstance(storage, dict) and isinstance(storage.get("url"), str):
+        storage["url"] = expand(storage["url"], "storage.url")
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration; raise ConfigError listing every problem found."""
+    cfg_path = resolve_path(path)
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(cfg_path, [("", "no such file (give --config PATH or set MONITOR_CONFIG)")])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(cfg_path, [("", f"cannot read: {exc}")])
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(cfg_path, [("", f"not valid TOML: {exc}")])
+
+    problems: list[tuple[str, str]] = []
+    _expand_env(raw, problems)
+    if os.environ.get("MONITOR_DATABASE_URL"):
+        raw.setdefault("storage", {})
+        if isinstance(raw["storage"], dict):
+            raw["storage"]["url"] = os.environ["MONITOR_DATABASE_URL"]
+    if problems:
+        raise ConfigError(cfg_path, problems)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = _key_path(tuple(err["loc"]))
+            msg = str(err["msg"])
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see README 'Configuration')"
+            if not key and re.match(r"^\w+\[\d+\]\.\w+: ", msg):
+                key, msg = msg.split(": ", 1)
+            problems.append((key, msg))
+        raise ConfigError(cfg_path, problems)
+    return Config(path=cfg_path, settings=settings)

@@ -1,0 +1,106 @@
+"""The long-running daemon: APScheduler runs one interval job per source and one delivery job.
+
+Each source job has jitter (so a hundred sources do not hit the network in the same second), runs
+at most one instance at a time, and coalesces missed runs. A failing source is backed off in the
+database (``next_poll``), so its job simply skips until then. SIGTERM/SIGINT stop the scheduler
+and wait for in-flight polls and deliveries before exiting 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from monitor import clock
+from monitor.app import App
+from monitor.config import SourceConfig
+from monitor.events import ChangeDetected
+from monitor.notify.dispatch import deliver_due
+from monitor.pipeline import poll
+from monitor.store import repo
+
+log = logging.getLogger("monitor.daemon")
+
+
+class Daemon:
+    def __init__(self, app: App, workers: int = 4) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        # A new change is delivered at once rather than at the next delivery tick.
+        app.bus.subscribe(ChangeDetected, lambda _e: self.wake_delivery())
+
+    def _poll_job(self, cfg: SourceConfig) -> None:
+        if self.stopping.is_set():
+            return
+        with self.app.sessions() as s:
+            due = repo.get_source(s, cfg.name).next_poll
+        due = clock.as_utc(due)
+        slack = self.app.config.settings.daemon.jitter + timedelta(seconds=1)
+        if due is not None and due > clock.utcnow() + slack and self._failing(cfg.name):
+            return  # backing off a failing source; the next run after next_poll retries it
+        try:
+            poll(self.app, cfg)
+        except Exception:  # a bug, or the database gone: log, and let the next run try again
+            log.exception("source=%s poll crashed", cfg.name)
+
+    def _failing(self, name: str) -> bool:
+        with self.app.sessions() as s:
+            return repo.get_source(s, name).status == "failing"
+
+    def _deliver_job(self) -> None:
+        try:
+            deliver_due(self.app.sessions, self.app.config, self.app.lexicon, self.app.bus)
+        except Exception:
+            log.exception("delivery pass crashed; the outbox is intact and will be retried")
+
+    def wake_delivery(self) -> None:
+        job = self.scheduler.get_job("deliver")
+        if job is not None and not self.stopping.is_set():
+            job.modify(next_run_time=clock.now())
+
+    def schedule(self) -> None:
+        settings = self.app.config.settings
+        now = clock.now()
+        for cfg in settings.sources:
+            if not cfg.enabled:
+                continue
+            with self.app.sessions() as s:
+                next_poll = clock.as_utc(repo.get_source(s, cfg.name).next_poll)
+            first = max(now, next_poll) if next_poll else now
+            self.scheduler.add_job(
+                self._poll_job, "interval", args=[cfg], id=f"source:{cfg.name}", name=cfg.name,
+                seconds=cfg.interval.total_seconds(), jitter=int(min(settings.daemon.jitter, cfg.interval / 4)
+                                                                  .total_seconds()),
+                next_run_time=first,
+            )
+        self.scheduler.add_job(self._deliver_job, "interval", id="deliver", name="deliver",
+                               seconds=settings.daemon.deliver_every.total_seconds(), next_run_time=now)
+
+    def run(self) -> int:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.schedule()
+        enabled = [s.name for s in self.app.config.settings.sources if s.enabled]
+        log.info("daemon started: %d sources, %d notifiers, database %s", len(enabled),
+                 len(self.app.config.settings.notify), self.app.engine.url.render_as_string(hide_password=True))
+        self.scheduler.start()
+        while not self.stopping.wait(1.0):
+            pass
+        self.scheduler.shutdown(wait=True)
+        self.app.close()
+        log.info("daemon stopped")
+        return 0

@@ -1,0 +1,148 @@
+"""The lexicon: platform ids with aliases, and cue words by language and class.
+
+Loaded from TOML and validated once, then compiled to regular expressions, so users extend the
+extractor by editing data (a missing class or a wrong type is reported with its key path).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from monitor.extract.model import ACTIONS, LINK_TYPES
+
+BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
+LANGS = ("zh", "en")
+_CLASSES = ("links", "announce", "past", "hedges")
+
+
+class LexiconError(ValueError):
+    """The lexicon file is unreadable or malformed; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    id: str
+    name: str
+    name_zh: str | None
+    tz: str | None
+    aliases: tuple[str, ...]
+
+    def display(self, lang: str = "zh") -> str:
+        """``快手 (Kuaishou)``: both names, so a reader of either language recognises it."""
+        if self.name_zh and self.name_zh != self.name:
+            return f"{self.name_zh} ({self.name})" if lang == "zh" else f"{self.name} ({self.name_zh})"
+        return self.name
+
+
+def _alternation(words: list[str] | tuple[str, ...], lang: str) -> re.Pattern[str]:
+    words = sorted({w for w in words if w}, key=len, reverse=True)
+    if not words:
+        return re.compile(r"(?!x)x")
+    parts = []
+    for w in words:
+        esc = re.escape(w)
+        # Latin words match on word boundaries; Chinese has none to match on.
+        if re.match(r"^[A-Za-z0-9]", w):
+            esc = r"(?<![A-Za-z0-9])" + esc
+        if re.search(r"[A-Za-z0-9]$", w):
+            esc = esc + r"(?![A-Za-z0-9])"
+        parts.append(esc)
+    return re.compile("|".join(parts), re.IGNORECASE if lang == "en" else 0)
+
+
+@dataclass(frozen=True)
+class Cues:
+    """Compiled cue patterns of one language."""
+
+    links: re.Pattern[str]
+    announce: re.Pattern[str]
+    past: re.Pattern[str]
+    hedges: re.Pattern[str]
+    actions: dict[str, re.Pattern[str]]
+    link_types: dict[str, re.Pattern[str]]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    path: Path
+    platforms: dict[str, Platform]
+    cues: dict[str, Cues]
+    _alias_index: dict[str, str] = field(default_factory=dict)
+    alias_pattern: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+
+    def platform_of(self, alias: str) -> str:
+        """The canonical id behind an alias as matched in text."""
+        return self._alias_index.get(alias.lower(), alias.lower())
+
+    def display(self, platform_id: str, lang: str = "zh") -> str:
+        p = self.platforms.get(platform_id)
+        return p.display(lang) if p else platform_id
+
+
+def _need(obj: Any, kind: type, key: str, path: Path) -> Any:
+    if not isinstance(obj, kind):
+        raise LexiconError(f"{path}: {key}: expected {kind.__name__}, got {type(obj).__name__}")
+    return obj
+
+
+def _words(obj: Any, key: str, path: Path) -> list[str]:
+    _need(obj, list, key, path)
+    for i, w in enumerate(obj):
+        _need(w, str, f"{key}[{i}]", path)
+    return list(obj)
+
+
+def parse(raw: dict[str, Any], path: Path) -> Lexicon:
+    platforms: dict[str, Platform] = {}
+    alias_index: dict[str, str] = {}
+    for pid, spec in _need(raw.get("platforms"), dict, "platforms", path).items():
+        key = f"platforms.{pid}"
+        _need(spec, dict, key, path)
+        unknown = set(spec) - {"name", "name_zh", "tz", "aliases"}
+        if unknown:
+            raise LexiconError(f"{path}: {key}.{sorted(unknown)[0]}: unknown key")
+        aliases = tuple(_words(spec.get("aliases", []), f"{key}.aliases", path))
+        platforms[pid] = Platform(pid, str(spec.get("name", pid)), spec.get("name_zh"), spec.get("tz"),
+                                  aliases)
+        for a in aliases:
+            alias_index[a.lower()] = pid
+    cues: dict[str, Cues] = {}
+    raw_cues = _need(raw.get("cues"), dict, "cues", path)
+    for lang in LANGS:
+        c = _need(raw_cues.get(lang), dict, f"cues.{lang}", path)
+        compiled = {k: _alternation(_words(c.get(k, []), f"cues.{lang}.{k}", path), lang) for k in _CLASSES}
+        acts = _need(c.get("actions"), dict, f"cues.{lang}.actions", path)
+        types = _need(c.get("link_types"), dict, f"cues.{lang}.link_types", path)
+        for name in acts:
+            if name not in ACTIONS:
+                raise LexiconError(f"{path}: cues.{lang}.actions.{name}: not an action ({', '.join(ACTIONS)})")
+        for name in types:
+            if name not in LINK_TYPES:
+                raise LexiconError(
+                    f"{path}: cues.{lang}.link_types.{name}: not a link type ({', '.join(LINK_TYPES)})")
+        cues[lang] = Cues(
+            actions={a: _alternation(_words(w, f"cues.{lang}.actions.{a}", path), lang) for a, w in acts.items()},
+            link_types={t: _alternation(_words(w, f"cues.{lang}.link_types.{t}", path), lang)
+                        for t, w in types.items()},
+            **compiled,
+        )
+    all_aliases = [a for p in platforms.values() for a in p.aliases]
+    return Lexicon(path, platforms, cues, alias_index, _alternation(all_aliases, "en_cased"))
+
+
+@lru_cache(maxsize=8)
+def load(path: str | None = None) -> Lexicon:
+    """The lexicon at ``path`` (default: the one shipped with policy-monitor), validated."""
+    p = Path(path) if path else BUILTIN
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LexiconError(f"{p}: no such lexicon file")
+    except tomllib.TOMLDecodeError as exc:
+        raise LexiconError(f"{p}: not valid TOML: {exc}")
+    return parse(raw, p)

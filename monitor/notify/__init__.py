@@ -1,0 +1,1 @@
+"""Notification: the outbox, message rendering, and delivery through apprise."""

@@ -1,0 +1,1 @@
+"""Sources: fetching over HTTP and turning responses into entries."""

@@ -1,0 +1,126 @@
+"""Feeds (RSS, Atom, RDF, JSON Feed) to items, with the encoding the server or document declares.
+
+feedparser is given the raw bytes and the response headers, not decoded text, so a charset in the
+Content-Type header or the XML prolog (GB2312, GBK, Big5, ...) decides how Chinese is read.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+
+
+class ParseError(Exception):
+    """The response is not a feed; the message says why."""
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    guid: str
+    title: str
+    url: str | None
+    published: datetime | None
+    body: str
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(f"{self.title}\n{self.body}".encode("utf-8")).hexdigest()
+
+
+_TRACKING_PREFIXES = ("utm_", "share_", "mc_", "_hs")
+_TRACKING_NAMES = {"spm", "from", "fbclid", "gclid", "igshid", "ref", "ref_src", "ocid", "cmpid"}
+
+
+def canonical_url(url: str | None) -> str | None:
+    """The URL without fragment, tracking parameters or case differences in scheme and host, so the
+    same article behind a changed GUID or a new tracking tag is recognised."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() not in _TRACKING_NAMES and not k.lower().startswith(_TRACKING_PREFIXES)]
+    netloc = parts.netloc.lower()
+    if netloc.endswith(":80") and parts.scheme == "http" or netloc.endswith(":443") and parts.scheme == "https":
+        netloc = netloc.rsplit(":", 1)[0]
+    path = parts.path or "/"
+    return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(sorted(query)), ""))
+
+
+def _when(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if value:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+            except (OverflowError, ValueError):
+                continue
+    return None
+
+
+def _body(entry: Any) -> str:
+    contents = entry.get("content") or []
+    best = max((c.get("value") or "" for c in contents), key=len, default="")
+    summary = entry.get("summary") or ""
+    return best if len(best) >= len(summary) else summary
+
+
+def _json_feed(content: bytes) -> list[FeedItem] | None:
+    """JSON Feed (jsonfeed.org); None when the bytes are not one."""
+    stripped = content.lstrip()
+    if not stripped.startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(content.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or "jsonfeed.org" not in str(doc.get("version", "")):
+        return None
+    items = []
+    for it in doc.get("items") or []:
+        if not isinstance(it, dict):
+            continue
+        url = it.get("url") or it.get("external_url")
+        published = None
+        for key in ("date_published", "date_modified"):
+            if it.get(key):
+                try:
+                    published = datetime.fromisoformat(str(it[key]).replace("Z", "+00:00"))
+                    if published.tzinfo is None:
+                        published = published.replace(tzinfo=timezone.utc)
+                    break
+                except ValueError:
+                    pass
+        body = str(it.get("content_html") or it.get("content_text") or it.get("summary") or "")
+        title = str(it.get("title") or "")
+        guid = str(it.get("id") or url or hashlib.sha256((title + body).encode()).hexdigest())
+        items.append(FeedItem(guid=guid, title=title, url=url, published=published, body=body))
+    return items
+
+
+def parse_feed(content: bytes, headers: dict[str, str], base_url: str) -> list[FeedItem]:
+    """The items of a feed document; raise ParseError when it is not a feed at all."""
+    json_items = _json_feed(content)
+    if json_items is not None:
+        return json_items
+    parsed = feedparser.parse(content, response_headers={**headers, "content-location": base_url})
+    if not parsed.get("version") and not parsed.entries:
+        reason = parsed.get("bozo_exception")
+        raise ParseError(f"not a feed (RSS, Atom, RDF or JSON Feed){': ' + str(reason) if reason else ''}")
+    items = []
+    for e in parsed.entries:
+        url = e.get("link")
+        title = (e.get("title") or "").strip()
+        body = _body(e)
+        guid = e.get("id") or url or hashlib.sha256((title + body).encode("utf-8")).hexdigest()
+        items.append(FeedItem(guid=str(guid)[:512], title=title, url=url, published=_when(e), body=body))
+    return items

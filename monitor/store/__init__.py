@@ -1,0 +1,1 @@
+"""Storage: typed models, migrations, and the queries the pipeline and the CLI share."""

@@ -1,0 +1,153 @@
+"""The database schema as SQLAlchemy 2 typed models.
+
+Every piece of state lives here (poll state, entries, changes, the outbox) so a restart, or a second
+worker sharing the same PostgreSQL, resumes from the rows alone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Source(Base):
+    """A configured source and its poll state (conditional-GET validators, health, backoff)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="never")
+    last_polled: Mapped[datetime | None]
+    last_success: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None]
+    next_poll: Mapped[datetime | None]
+    entries_seen: Mapped[int] = mapped_column(Integer, default=0)
+
+    entries: Mapped[list[Entry]] = relationship(back_populates="source")
+
+
+class Entry(Base):
+    """One item a source yielded, stored once however often the source repeats it."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("source_id", "guid"),
+        Index("ix_entries_source_canonical", "source_id", "canonical_url"),
+        Index("ix_entries_source_hash", "source_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    guid: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(Text)
+    canonical_url: Mapped[str | None] = mapped_column(String(1024))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    published: Mapped[datetime | None]
+    lang: Mapped[str | None] = mapped_column(String(8))
+    body: Mapped[str] = mapped_column(Text, default="")
+    discovered_at: Mapped[datetime]
+    changes_found: Mapped[int] = mapped_column(Integer, default=0)
+
+    source: Mapped[Source] = relationship(back_populates="entries")
+    mentions: Mapped[list[Mention]] = relationship(back_populates="entry")
+
+
+class Change(Base):
+    """One real-world link-policy change, however many articles report it."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_identity", "platform", "action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(64))
+    targets: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    action: Mapped[str] = mapped_column(String(16))
+    link_type: Mapped[str] = mapped_column(String(32))
+    effective_date: Mapped[date | None] = mapped_column(Date)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    confidence: Mapped[float] = mapped_column(Float)
+    first_seen: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    mentions: Mapped[list[Mention]] = relationship(back_populates="change", order_by="Mention.id")
+
+
+class Mention(Base):
+    """An entry reporting a change: the evidence of one article for one change."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (UniqueConstraint("change_id", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    effective_date: Mapped[date | None] = mapped_column(Date)
+    confidence: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]
+
+    change: Mapped[Change] = relationship(back_populates="mentions")
+    entry: Mapped[Entry] = relationship(back_populates="mentions")
+
+
+class Delivery(Base):
+    """An outbox row: one message (alert, update, reminder, ops) owed to one notifier.
+
+    Written in the same transaction as the change it announces; ``(change, notifier, kind, key)`` is
+    unique, so a change is announced once per notifier however many articles report it.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("change_id", "notifier", "kind", "key"),
+        Index("ix_outbox_due", "status", "next_attempt"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    notifier: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default="alert")
+    key: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    change: Mapped[Change | None] = relationship()
