@@ -28,7 +28,7 @@ DEFAULT_CONFIG = Path("config/monitor.toml")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
 class ConfigError(Exception):
@@ -105,7 +105,7 @@ class SourceConfig(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"{v!r} must use only a-z, 0-9 and '-' (e.g. kuaishou-notices)")
+            raise ValueError(f"{v!r} must be 1-100 characters of a-z, 0-9 and '-' (e.g. kuaishou-notices)")
         return v
 
     @field_validator("url")
@@ -134,7 +134,7 @@ class NotifierConfig(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"{v!r} must use only a-z, 0-9 and '-' (e.g. ops-mail)")
+            raise ValueError(f"{v!r} must be 1-100 characters of a-z, 0-9 and '-' (e.g. ops-mail)")
         return v
 
     @field_validator("url")

@@ -6,7 +6,10 @@ schema so that a daemon started on an old database upgrades it before touching i
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -57,10 +60,27 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return cfg
 
 
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """SQLite has no advisory locks: processes starting together on a new file take turns through an
+    OS file lock beside the database, so only the first creates the tables."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent, safe with concurrent starters)."""
     try:
-        command.upgrade(alembic_config(engine), "head")
+        with _sqlite_migration_lock(engine):
+            command.upgrade(alembic_config(engine), "head")
     except Exception as exc:
         raise DatabaseError(
             f"cannot migrate {engine.url.render_as_string(hide_password=True)}: {exc}"
