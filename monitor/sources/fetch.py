@@ -85,6 +85,9 @@ def fetch(url: str, limits: FetchLimits, etag: str | None = None, last_modified:
         raise FetchError(f"more than {limits.max_redirects} redirects")
     except httpx.TimeoutException as exc:
         raise FetchError(f"timed out after {limits.timeout:g}s ({type(exc).__name__})")
+    except httpx.ConnectError as exc:
+        host = httpx.URL(url).host
+        raise FetchError(f"cannot connect to {host}: {exc or 'connection failed'}")
     except httpx.DecodingError as exc:
         raise FetchError(f"cannot decode the response body: {exc}")
     except httpx.HTTPError as exc:
