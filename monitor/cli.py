@@ -318,6 +318,43 @@ def extract(input_path: str, output_path: str, lexicon_path: str | None, config_
     click.echo(f"extracted {n} articles, {positive} with changes, in {elapsed:.2f}s", err=True)
 
 
+@main.command("eval")
+@click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
+@click.option("--lexicon", "lexicon_path", type=click.Path(exists=True, dir_okay=False), help="Lexicon file.")
+@click.option("--errors/--no-errors", default=True, show_default=True, help="List each error.")
+@click.option("--min-f1", type=float, help="Exit 1 when F1 is below this.")
+@click.option("--min-date", type=float, help="Exit 1 when effective-date accuracy is below this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def evaluate_cmd(corpus: str, lexicon_path: str | None, errors: bool, min_f1: float | None,
+                 min_date: float | None, as_json: bool) -> None:
+    """Extraction quality on a labeled corpus: precision, recall, F1, field accuracy, the errors."""
+    import json as _json
+    from pathlib import Path
+
+    from monitor.extract import Extractor
+    from monitor.extract.evaluate import evaluate
+    from monitor.extract.lexicon import LexiconError, load as load_lexicon
+    from monitor.extract.records import RecordError
+
+    try:
+        report = evaluate(Path(corpus), Extractor(load_lexicon(lexicon_path)))
+    except (LexiconError, RecordError) as exc:
+        fail(str(exc), 2)
+    f = report.figures
+    if as_json:
+        click.echo(_json.dumps(f))
+    else:
+        if errors:
+            for rid, why in report.errors:
+                click.echo(f"{rid}: {why}")
+        click.echo(f"items {f['items']}  TP {f['tp']} FP {f['fp']} FN {f['fn']} TN {f['tn']}")
+        click.echo(f"precision {f['precision']}  recall {f['recall']}  F1 {f['f1']}")
+        click.echo(f"on true positives: platform {f['platform_acc']}  effective date {f['date_acc']} "
+                   f"(of {f['dated_tp']} dated)  invented dates {f['invented_dates']}  targets {f['target_jaccard']}")
+    short = (min_f1 is not None and f["f1"] < min_f1) or (min_date is not None and (f["date_acc"] or 0) < min_date)
+    sys.exit(1 if short else 0)
+
+
 def _default_config_exists() -> bool:
     from monitor.config import resolve_path
 

@@ -28,21 +28,27 @@ _ZH_FULL = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ISO = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
 _ZH_REL_YEAR = re.compile(r"(明年|今年|去年)\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ZH_MD = re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
-_ZH_MONTH_START = re.compile(r"(?:(\d{4})\s*年\s*)?(?<!\d)(\d{1,2})\s*月(?:份)?\s*(?:1日)?\s*起")
-_ZH_TODAY = re.compile(r"即日起|即日开始|今日起|今天起|即刻起|立即生效|即时生效|从今天开始|今日开始")
+_ZH_TODAY = re.compile(r"即日起|即日开始|今日起|今天起|即刻起|立即生效|即时生效|从今天开始|今日开始|今天|今日|从现在开始")
+_ZH_YESTERDAY = re.compile(r"昨天|昨日")
 _ZH_TOMORROW = re.compile(r"明日起|明天起|明天开始")
+_ZH_WEEKDAY = re.compile(r"(?<![下上本这])(?:周|星期|礼拜)([一二三四五六日天])")
 _ZH_NEXT_WEEK = re.compile(r"下周([一二三四五六日天])")
 _ZH_MONTH_END = re.compile(r"(本月底|月底前|本月末)")
-_ZH_YEAR_END = re.compile(r"(今年底|年底前|年底)")
 _EN_MD = re.compile(_MON + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?(?!\d)", re.I)
 _EN_DM = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r"(?:,?\s+(\d{4}))?(?!\d)", re.I)
 _EN_TODAY = re.compile(r"effective immediately|starting today|as of today|from today|beginning today|"
-                       r"effective today|immediately", re.I)
+                       r"effective today|\btoday\b|\bstarting now\b", re.I)
+_EN_YESTERDAY = re.compile(r"\byesterday\b", re.I)
+_EN_ON_WEEKDAY = re.compile(r"(?<!next )(?<!coming )\b(?:(?:on|this|last)\s+)?(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
 _EN_TOMORROW = re.compile(r"(?:starting|from|beginning|as of)\s+tomorrow", re.I)
 _EN_NEXT_WD = re.compile(r"(?:next|this coming)\s+(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)", re.I)
 # Words right after (zh) or right before (en) a date that mark it as the start of the rule.
 _ZH_START_AFTER = re.compile(r"^\s*(?:\d{1,2}[:：]\d{2}\s*)?(?:起|开始|生效|零时|0时|正式)")
-_EN_START_BEFORE = re.compile(r"(?:from|starting|effective|as of|beginning|begins|on|after)\s*(?:on\s*)?$", re.I)
+_EN_START_BEFORE = re.compile(r"(?:from|starting|effective|as of|beginning|begins|until|takes? effect|go(?:es)? into effect)\s*(?:on\s*)?$", re.I)
+
+
+_DATELINE_AFTER = re.compile(r"^\s*(?:消息|讯|电|报道|[(（]\s*(?:Reuters|AP|AFP|Bloomberg|Xinhua|新华社|记者)|"
+                             r"(?:上午|下午|晚间|晚上|中午|凌晨)|\s*\d{1,2}[:：]\d{2}\s*(?:消息|讯))", re.I)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,14 @@ def _nearest_year(month: int, day: int, ref: date, lean: int) -> date | None:
     return best[1] if best else None
 
 
+def _weekday_near(ref: date, weekday: int, lean: int) -> date:
+    """A bare weekday ("on Sunday", "周日") in a report is the latest one on or before the publication
+    date; in an announcement of what will happen, the next one on or after it."""
+    if lean < 0:
+        return ref - timedelta(days=(ref.weekday() - weekday) % 7)
+    return ref + timedelta(days=(weekday - ref.weekday()) % 7)
+
+
 def _marked_zh(text: str, end: int) -> bool:
     return bool(_ZH_START_AFTER.match(text[end:end + 8]))
 
@@ -93,6 +107,9 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
     def add(m: re.Match[str], value: date | None, marked: bool, explicit_year: bool) -> None:
         if value is None or any(m.start() < e and s < m.end() for s, e in taken):
             return
+        if not marked and _DATELINE_AFTER.match(text[m.end():m.end() + 12]):
+            taken.append((m.start(), m.end()))
+            return  # "7月8日消息", "June 29 (Reuters)", "9月9日下午…召开": when it was said, not when it applies
         taken.append((m.start(), m.end()))
         found.append(FoundDate(value, m.start(), marked, explicit_year))
 
@@ -105,13 +122,10 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         add(m, _safe(year, int(m[2]), int(m[3])), _marked_zh(text, m.end()), True)
     for m in _ZH_MD.finditer(text):
         add(m, _nearest_year(int(m[1]), int(m[2]), ref, lean), _marked_zh(text, m.end()), False)
-    for m in _ZH_MONTH_START.finditer(text):
-        if m[1]:
-            add(m, _safe(int(m[1]), int(m[2]), 1), True, True)
-        else:
-            add(m, _nearest_year(int(m[2]), 1, ref, lean), True, False)
     for m in _ZH_TODAY.finditer(text):
         add(m, ref, True, False)
+    for m in _ZH_YESTERDAY.finditer(text):
+        add(m, ref - timedelta(days=1), _marked_zh(text, m.end()), False)
     for m in _ZH_TOMORROW.finditer(text):
         add(m, ref + timedelta(days=1), True, False)
     for m in _ZH_NEXT_WEEK.finditer(text):
@@ -119,8 +133,8 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         add(m, monday_next + timedelta(days=_WEEKDAY_ZH[m[1]]), _marked_zh(text, m.end()), False)
     for m in _ZH_MONTH_END.finditer(text):
         add(m, date(ref.year, ref.month, calendar.monthrange(ref.year, ref.month)[1]), True, False)
-    for m in _ZH_YEAR_END.finditer(text):
-        add(m, date(ref.year, 12, 31), True, False)
+    for m in _ZH_WEEKDAY.finditer(text):
+        add(m, _weekday_near(ref, _WEEKDAY_ZH[m[1]], lean), _marked_zh(text, m.end()), False)
     for m in _EN_MD.finditer(text):
         month, day = _MONTHS[m[1].lower().rstrip(".")], int(m[2])
         value = _safe(int(m[3]), month, day) if m[3] else _nearest_year(month, day, ref, lean)
@@ -133,6 +147,11 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         add(m, ref + timedelta(days=1), True, False)
     for m in _EN_TODAY.finditer(text):
         add(m, ref, True, False)
+    for m in _EN_YESTERDAY.finditer(text):
+        add(m, ref - timedelta(days=1), False, False)
+    for m in _EN_ON_WEEKDAY.finditer(text):
+        add(m, _weekday_near(ref, _WEEKDAY_EN[m[1].lower()], -1 if m[0].lower().startswith("last") else lean),
+            _marked_en(text, m.start()), False)
     for m in _EN_NEXT_WD.finditer(text):
         wd = _WEEKDAY_EN[m[1].lower()]
         ahead = (wd - ref.weekday()) % 7 or 7
@@ -141,8 +160,8 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
     return found
 
 
-def effective_date(sentence: str, ref: date | None, lean: int = 1) -> date | None:
-    """The date a rule in ``sentence`` takes effect, or None when the sentence gives none.
+def best_date(sentence: str, ref: date | None, lean: int = 1) -> FoundDate | None:
+    """The date a rule in ``sentence`` takes effect (a date marked as a start wins), or None.
 
     Without a publication date, only dates that carry their own year can be trusted.
     """
@@ -152,4 +171,9 @@ def effective_date(sentence: str, ref: date | None, lean: int = 1) -> date | Non
     if not dates:
         return None
     marked = [d for d in dates if d.marked]
-    return (marked or dates)[0].value
+    return (marked or dates)[0]
+
+
+def effective_date(sentence: str, ref: date | None, lean: int = 1) -> date | None:
+    found = best_date(sentence, ref, lean)
+    return found.value if found else None

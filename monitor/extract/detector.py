@@ -1,12 +1,20 @@
 """The rule-based extractor: candidate sentences by cue words, then each field of the change.
 
-Kept deliberately explainable: every decision (which sentence, which actor, which action) follows
-from the lexicon and a handful of rules documented inline, so a wrong answer can be traced to a cue.
+Kept deliberately explainable: every decision (which sentence, which actor, which action, which
+date) follows from the lexicon and a handful of rules documented inline, so a wrong answer can be
+traced to a cue and fixed in data rather than code.
+
+A sentence reports a link-policy change when it names a link, an action on links (ban, restrict,
+allow, require) and a sign that something changes (an announcement, a date, "no longer", "将"...);
+standing rules restated in a how-to have the first two but not the third. Old changes recalled as
+background (an explicit earlier year, "此前", "back in") are skipped, and so are pages whose title
+says they are a how-to, a guide or a lawsuit report.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
@@ -17,22 +25,27 @@ from monitor.extract.model import Article, PolicyChange
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
-_ENUM_GAP = re.compile(r"^[\s、，,/和与及跟或以及]*$|^\s*(?:,|and|or|&)\s*$", re.I)
-_ACTOR_BEFORE_ZH = re.compile(r"(?:在|于|对|登录|进入)\s*$")
-_ACTOR_BEFORE_EN = re.compile(r"(?:\bon|\bin|\bacross)\s+$", re.I)
-_TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirects?)\s+(?:to|from|for)\b[^.;:]*$", re.I)
-_TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布]{0,8}$")
+_ENUM_GAP = re.compile(r"^[\s、，,/和与及跟或以及]*$|^\s*(?:,|and|or|&)\s*(?:and\s+)?$", re.I)
+_PLACE_BEFORE_ZH = re.compile(r"(?:在|于|对|登录|进入|通过)\s*$")
+_PLACE_BEFORE_EN = re.compile(r"(?:\bon|\bin|\bacross|\bwithin)\s+(?:(?:his|her|its|their|the)\s+)?$", re.I)
+_TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirect(?:s|ed)?|traffic|users?)\s+(?:to|from|for|of)\b"
+                               r"[^.;:]{0,60}$", re.I)
+_TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布,]{0,8}$")
+_BACKWARD_ZH = re.compile(r"已经|已|曾|了")
 _FORWARD_ZH = re.compile(r"将|即将|起|开始")
-_BACKWARD_ZH = re.compile(r"已经|已|曾")
-_FORWARD_EN = re.compile(r"\bwill\b|\bstarting\b|\bbegin", re.I)
-_BACKWARD_EN = re.compile(r"\bhas\b|\bhave\b|\bhad\b|\bwas\b|\bwere\b", re.I)
+_FORWARD_EN = re.compile(r"\bwill\b|\bstarting\b|\bbegin|\bfrom\b", re.I)
+_BACKWARD_EN = re.compile(r"\bhas\b|\bhave\b|\bhad\b|\bwas\b|\bwere\b|\b\w+ed\b", re.I)
+_LATIN_START = re.compile(r"^\W*[A-Za-z]")
 _QUESTION = re.compile(r"[？?]\s*$")
-_YEAR = re.compile(r"(?<!\d)(19|20)\d{2}(?=\s*年|\b)")
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
+_LIST_INTRO = re.compile(r"[:：]\s*$")
 _DEFAULT_TYPE_BY_TARGET = {
     "taobao": "affiliate", "jd": "affiliate", "pinduoduo": "affiliate", "tmall": "third_party_product",
 }
 _TYPE_ORDER = ("affiliate", "third_party_product", "mini_program", "payment", "news", "social_profile",
                "external_url")
+
+PlatformHit = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,15 @@ def _local_date(published: datetime | None, tz: str | None) -> date | None:
     return published.astimezone(ZoneInfo(tz)).date() if tz else published.date()
 
 
+@dataclass
+class _Context:
+    """What the sentences of one article share: its dominant platform and its dates."""
+
+    article: Article
+    main_platform: str | None
+    title_dates: list[dates.FoundDate]
+
+
 class Extractor:
     """Reads an Article, returns the PolicyChanges it reports (empty when none)."""
 
@@ -61,28 +83,75 @@ class Extractor:
 
     # -- public -------------------------------------------------------------------------------------
     def extract(self, article: Article) -> list[PolicyChange]:
+        title = text.to_simplified(article.title.strip())
+        if title and self._is_howto(title):
+            return []
         body = text.html_to_text(article.body or "")
-        raw_sentences = [article.title.strip()] if article.title.strip() else []
+        raw_sentences = [article.title.strip()] if title else []
         raw_sentences += text.sentences(body)
-        found: dict[tuple[str, str], PolicyChange] = {}
-        for i, raw in enumerate(raw_sentences):
-            sentence = text.to_simplified(raw)
-            change = self._from_sentence(sentence, raw, article, is_title=(i == 0 and bool(article.title)))
-            if change is None:
+        simple = [text.to_simplified(s) for s in raw_sentences]
+        ctx = _Context(article, self._main_platform(simple, bool(title)), [])
+        by_platform: dict[str, list[PolicyChange]] = {}
+        for i, sentence in enumerate(simple):
+            previous = simple[i - 1] if i > 0 else None
+            change = self._from_sentence(sentence, raw_sentences[i], ctx, is_title=(i == 0 and bool(title)),
+                                         previous=previous)
+            if change is not None:
+                if not change.extra.get("marked") and not (i == 0 and title):
+                    change = self._date_nearby(change, simple, i, ctx)
+                by_platform.setdefault(change.platform, []).append(change)
+        return [self._merge(mentions) for mentions in by_platform.values()]
+
+    def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: _Context) -> PolicyChange:
+        """A rule and its date are often a sentence apart ("…we will prohibit sharing links…" then
+        "enforcement will be delayed until August 17"); only a date marked as the start of a rule
+        ("起", "starting", "effective", "until") in the next or previous sentence is taken."""
+        tz = self.lexicon.platforms[change.platform].tz if change.platform in self.lexicon.platforms else None
+        ref = _local_date(ctx.article.published, tz or ("Asia/Shanghai" if _HAN.search(simple[i]) else None))
+        for j in (i + 1, i - 1, i + 2):
+            if j <= 0 or j >= len(simple):
                 continue
-            key = (change.platform, change.action)
-            prev = found.get(key)
-            if prev is None:
-                found[key] = change
-            else:
-                # Same change said twice in one article: keep the first statement, add what it lacks.
-                found[key] = PolicyChange(
-                    platform=prev.platform, action=prev.action, link_type=prev.link_type,
-                    targets=tuple(dict.fromkeys(prev.targets + change.targets)),
-                    effective_date=prev.effective_date or change.effective_date,
-                    evidence=prev.evidence, confidence=max(prev.confidence, change.confidence),
-                )
-        return list(found.values())
+            cue_sets = self._cue_sets(simple[j])
+            if self._is_background(simple[j], cue_sets, ref):
+                continue
+            found = [d for d in dates.find_dates(simple[j], ref or date(1970, 1, 1), 1)
+                     if d.marked and (ref is not None or d.explicit_year)]
+            if found:
+                return PolicyChange(platform=change.platform, action=change.action, link_type=change.link_type,
+                                    targets=change.targets, effective_date=found[0].value, evidence=change.evidence,
+                                    confidence=change.confidence, extra={**change.extra, "marked": True})
+        return change
+
+    @staticmethod
+    def _merge(mentions: list[PolicyChange]) -> PolicyChange:
+        """One platform's statements in one article describe one change: the strongest sentence of the
+        body speaks for it (the headline only when the body says nothing), its date comes from the
+        statement that gives one, and the targets of all statements are kept."""
+        body = [m for m in mentions if not m.extra.get("title")] or mentions
+        best = max(body, key=lambda m: (m.confidence, m.effective_date is not None, -body.index(m)))
+        # A date marked as the start of the rule beats a date merely mentioned; among equals, the
+        # latest, since an article recounting steps reports the newest one.
+        dated = [m for m in body if m.effective_date is not None] or [m for m in mentions if m.effective_date]
+        marked = [m for m in dated if m.extra.get("marked")]
+        pool = marked or dated
+        eff = max((m.effective_date for m in pool if m.effective_date), default=None)
+        targets = tuple(dict.fromkeys(t for m in mentions for t in m.targets))
+        return PolicyChange(platform=best.platform, action=best.action, link_type=best.link_type, targets=targets,
+                            effective_date=eff, evidence=best.evidence,
+                            confidence=max(m.confidence for m in mentions))
+
+    # -- article level ------------------------------------------------------------------------------
+    def _is_howto(self, title: str) -> bool:
+        return any(cues.howto.search(title) for cues in self._cue_sets(title))
+
+    def _main_platform(self, sentences: list[str], has_title: bool) -> str | None:
+        """The platform the article is about: the first named in the title, else the most named."""
+        if has_title and sentences:
+            hits = self._platform_hits(sentences[0])
+            if hits:
+                return hits[0][0]
+        counts = Counter(p for s in sentences[:12] for p, _s, _e in self._platform_hits(s))
+        return counts.most_common(1)[0][0] if counts else None
 
     # -- one sentence -------------------------------------------------------------------------------
     def _cue_sets(self, sentence: str) -> list[Cues]:
@@ -93,7 +162,7 @@ class Extractor:
             out.append(self.lexicon.cues["en"])
         return out
 
-    def _action(self, sentence: str, cue_sets: list[Cues], link_at: int) -> str | None:
+    def _action(self, sentence: str, cue_sets: list[Cues], link_at: int) -> _Hit | None:
         """The action nearest the link word; when two action words touch, the first governs
         ("不再允许" is a ban, "解除屏蔽" and "lift the ban" are an allow)."""
         hits: list[_Hit] = []
@@ -111,54 +180,76 @@ class Extractor:
             if governed and h.start - governed[-1].end <= 4 and h.cls != governed[-1].cls:
                 continue  # modified by the word just before it
             governed.append(h)
-        return min(governed, key=lambda h: abs(h.start - link_at)).cls
+        return min(governed, key=lambda h: abs(h.start - link_at))
 
-    def _platform_hits(self, sentence: str) -> list[tuple[str, int, int]]:
+    def _platform_hits(self, sentence: str) -> list[PlatformHit]:
         return [(self.lexicon.platform_of(m.group(0)), m.start(), m.end())
                 for m in self.lexicon.alias_pattern.finditer(sentence)]
 
-    def _targets(self, sentence: str, plats: list[tuple[str, int, int]], link_spans: list[tuple[int, int]]
-                 ) -> set[int]:
+    def _places(self, sentence: str, plats: list[PlatformHit]) -> set[int]:
+        """Mentions marked as the place where links are published ("在快手直播间", "on Twitter")."""
+        return {i for i, (_pid, s, _e) in enumerate(plats)
+                if _PLACE_BEFORE_ZH.search(sentence[max(0, s - 6):s])
+                or _PLACE_BEFORE_EN.search(sentence[max(0, s - 12):s])}
+
+    def _targets(self, sentence: str, plats: list[PlatformHit], link_spans: list[tuple[int, int]],
+                 action_spans: list[tuple[int, int]]) -> set[int]:
         """Indexes of platform mentions whose links are affected: the ones directly before a link word
         (with an enumeration "淘宝、京东联盟商品链接"), or after "links to" in English."""
         targets: set[int] = set()
         for i, (_, s, e) in enumerate(plats):
             for ls, _le in link_spans:
-                if ls >= e and _TARGET_GAP_ZH.match(sentence[e:ls]) and not re.search(r"[A-Za-z]{3,}", sentence[e:ls]):
-                    targets.add(i)
+                gap = sentence[e:ls]
+                if ls < e or not _TARGET_GAP_ZH.match(gap) or re.search(r"[A-Za-z]{3,}", gap):
+                    continue
+                # The nearest platform before the link word, with no verb between ("QQ可以直接打开淘宝链接"
+                # makes 淘宝 the target, not QQ).
+                if any(e <= other_s < ls for _p, other_s, _e in plats) or any(
+                        e <= a_s < ls for a_s, _a_e in action_spans):
+                    continue
+                targets.add(i)
             if _TARGET_BEFORE_EN.search(sentence[max(0, s - 80):s]):
                 targets.add(i)
-        # Extend backwards over an enumeration: "淘宝、京东联盟" makes 淘宝 a target too.
+        # Extend over an enumeration: "淘宝、京东联盟" makes 淘宝 a target too, "links to A, B and C" makes B, C.
         changed = True
         while changed:
             changed = False
             for i in range(len(plats) - 1):
-                if i + 1 in targets and i not in targets and _ENUM_GAP.match(sentence[plats[i][2]:plats[i + 1][1]]):
-                    targets.add(i)
-                    changed = True
+                gap = sentence[plats[i][2]:plats[i + 1][1]]
+                if not _ENUM_GAP.match(gap):
+                    continue
+                for a, b in ((i, i + 1), (i + 1, i)):
+                    if a in targets and b not in targets:
+                        targets.add(b)
+                        changed = True
         return targets
 
-    def _places(self, sentence: str, plats: list[tuple[str, int, int]]) -> set[int]:
-        """Mentions marked as the place where links are published ("在快手直播间", "on Twitter")."""
-        return {i for i, (_pid, s, _e) in enumerate(plats)
-                if _ACTOR_BEFORE_ZH.search(sentence[max(0, s - 6):s])
-                or _ACTOR_BEFORE_EN.search(sentence[max(0, s - 6):s])}
-
-    def _actor(self, sentence: str, plats: list[tuple[str, int, int]], targets: set[int],
-               article: Article) -> tuple[str | None, bool]:
-        """The platform whose rule changes: one marked as the place ("在快手", "on Twitter"), else the
-        first platform that is not a target, else the source's platform hint."""
-        others = [(i, p) for i, p in enumerate(plats) if i not in targets]
+    def _actor(self, sentence: str, plats: list[PlatformHit], targets: set[int], action_at: int,
+               ctx: _Context) -> tuple[str | None, bool]:
+        """The platform whose rule changes: one marked as the place ("在快手", "on Twitter"); else the
+        platform named nearest before the action word (the subject); else the first named after it;
+        else the source's platform, else the platform the article is about."""
         target_ids = {plats[i][0] for i in targets}
+        # A platform named elsewhere in the sentence as more than a target speaks for itself
+        # ("微信…《微信外部链接内容管理规范》…微信对…进行了限制" is WeChat's own rule).
+        others = [(i, p) for i, p in enumerate(plats) if i not in targets]
         places = self._places(sentence, plats)
         for i, (pid, _s, _e) in others:
             if i in places and pid not in target_ids:
                 return pid, True
-        for _i, (pid, _s, _e) in others:
-            if pid not in target_ids:
-                return pid, True
-        if article.platform_hint:
-            return article.platform_hint, False
+        before = [p for _i, p in others if p[2] <= action_at]
+        if before:
+            # Chinese puts the subject first ("腾讯、阿里…回应工信部…并解除"); English reports often
+            # open with someone else ("Meta CEO … announced that Instagram users can now …").
+            subject = before[0] if _HAN.search(sentence[: before[0][1] + 1]) and not _LATIN_START.match(sentence) \
+                else before[-1]
+            return subject[0], True
+        if others:
+            return others[0][1][0], True
+        if ctx.article.platform_hint:
+            return ctx.article.platform_hint, False
+        if ctx.main_platform and ctx.main_platform not in target_ids:
+            return ctx.main_platform, False
         return None, False
 
     def _link_type(self, sentence: str, cue_sets: list[Cues], targets: list[str]) -> str:
@@ -174,20 +265,32 @@ class Extractor:
 
     def _is_background(self, sentence: str, cue_sets: list[Cues], ref: date | None) -> bool:
         """An old change recalled ("2020年8月，抖音直播也宣布禁止…") is not news."""
-        for cues in cue_sets:
-            if cues.past.search(sentence):
-                return True
+        if any(cues.past.search(sentence) for cues in cue_sets):
+            return True
         if ref is not None:
             for m in _YEAR.finditer(sentence):
-                year = int(sentence[m.start():m.start() + 4])
-                if year < ref.year - 0 and not re.search(r"(?:起|开始|生效)", sentence[m.end():m.end() + 12]) \
-                        and year <= ref.year - 1:
+                if int(m.group(1)) < ref.year and not re.match(r"\s*年?\s*\d{1,2}\s*月\s*\d{1,2}\s*日?\s*(?:起|开始)",
+                                                               sentence[m.end():m.end() + 14]):
                     return True
         return False
 
-    def _from_sentence(self, sentence: str, raw: str, article: Article, is_title: bool) -> PolicyChange | None:
-        if _QUESTION.search(sentence):
-            return None  # a question ("断外链可取吗？") is opinion, not an announcement
+    def _date(self, sentence: str, previous: str | None, ref: date | None, lean: int, is_title: bool
+              ) -> dates.FoundDate | None:
+        """The effective date: from the sentence itself, else from a sentence that introduces it as
+        a list ("…effective March 5, 2024:"), never from elsewhere in the article."""
+        if is_title:
+            found = dates.find_dates(sentence, ref or date(1970, 1, 1), lean)
+            explicit = [d for d in found if d.explicit_year or (d.marked and ref is not None)]
+            return explicit[0] if explicit else None
+        eff = dates.best_date(sentence, ref, lean)
+        if eff is None and previous and _LIST_INTRO.search(previous):
+            eff = dates.best_date(previous, ref, lean)
+        return eff
+
+    def _from_sentence(self, sentence: str, raw: str, ctx: _Context, is_title: bool,
+                       previous: str | None) -> PolicyChange | None:
+        if _QUESTION.search(sentence) and not is_title:
+            return None  # a question in the text ("断外链可取吗？") is opinion, not an announcement
         cue_sets = self._cue_sets(sentence)
         link_spans = [(m.start(), m.end()) for cues in cue_sets for m in cues.links.finditer(sentence)]
         if not link_spans:
@@ -195,30 +298,36 @@ class Extractor:
         action = self._action(sentence, cue_sets, link_spans[0][0])
         if action is None:
             return None
-        if any(cues.hedges.search(sentence) for cues in cue_sets):
-            return None
+        hedged = any(cues.hedges.search(sentence) for cues in cue_sets)
         plats = self._platform_hits(sentence)
-        target_idx = self._targets(sentence, plats, link_spans) - self._places(sentence, plats)
-        actor, named = self._actor(sentence, plats, target_idx, article)
+        action_spans = [(m.start(), m.end()) for cues in cue_sets for p in cues.actions.values()
+                        for m in p.finditer(sentence)]
+        target_idx = self._targets(sentence, plats, link_spans, action_spans) - self._places(sentence, plats)
+        actor, named = self._actor(sentence, plats, target_idx, action.start, ctx)
         if actor is None:
             return None
         tz = self.lexicon.platforms[actor].tz if actor in self.lexicon.platforms else None
         if tz is None and _HAN.search(sentence):
             tz = "Asia/Shanghai"
-        ref = _local_date(article.published, tz)
+        ref = _local_date(ctx.article.published, tz)
         if self._is_background(sentence, cue_sets, ref):
             return None
-        targets = list(dict.fromkeys(plats[i][0] for i in sorted(target_idx) if plats[i][0] != actor))
         lean = 1
-        if _BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence) or (
+        if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
                 _BACKWARD_EN.search(sentence) and not _FORWARD_EN.search(sentence)):
             lean = -1
-        eff = None if is_title else dates.effective_date(sentence, ref, lean)
-        confidence = 0.45 + (0.2 if named else 0.0) + (0.1 if eff else 0.0) + (0.1 if targets else 0.0)
-        if any(cues.announce.search(sentence) for cues in cue_sets):
-            confidence += 0.1
+        when = self._date(sentence, previous, ref, lean, is_title)
+        eff = when.value if when else None
+        changing = is_title or eff is not None or any(cues.change.search(sentence) for cues in cue_sets)
+        if not changing:
+            return None  # a standing rule restated ("链接不能包含二维码") is not a change
+        targets = list(dict.fromkeys(plats[i][0] for i in sorted(target_idx) if plats[i][0] != actor))
+        confidence = 0.5 + (0.2 if named else 0.0) + (0.1 if eff else 0.0) + (0.1 if targets else 0.0)
+        if hedged:
+            confidence -= 0.2
         return PolicyChange(
-            platform=actor, action=action, link_type=self._link_type(sentence, cue_sets, targets),
+            platform=actor, action=action.cls, link_type=self._link_type(sentence, cue_sets, targets),
             targets=tuple(targets), effective_date=eff, evidence=raw.strip(),
-            confidence=min(confidence, 0.95),
+            confidence=round(min(max(confidence, 0.05), 0.95), 3),
+            extra={"title": is_title, "marked": bool(when and when.marked)},
         )

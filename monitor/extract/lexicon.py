@@ -17,7 +17,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
-_CLASSES = ("links", "announce", "past", "hedges")
+_CLASSES = ("links", "change", "past", "hedges", "howto")
 
 
 class LexiconError(ValueError):
@@ -60,9 +60,10 @@ class Cues:
     """Compiled cue patterns of one language."""
 
     links: re.Pattern[str]
-    announce: re.Pattern[str]
+    change: re.Pattern[str]
     past: re.Pattern[str]
     hedges: re.Pattern[str]
+    howto: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
