@@ -11,9 +11,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import Config
-from monitor.events import Bus, ChangeCorroborated, ChangeDetected, SourceFailed, SourcePolled
+from monitor.events import Bus, ChangeCorroborated, ChangeDetected, ChangeUpdated, SourceFailed, SourcePolled
 from monitor.extract import Extractor
 from monitor.extract.lexicon import Lexicon, load as load_lexicon
+from monitor.notify.dispatch import Dispatcher
+from monitor.notify.planner import Planner
+from monitor.notify.render import Renderer
 from monitor.sources.fetch import FetchLimits
 from monitor.store import db, repo
 
@@ -46,6 +49,18 @@ class App:
     def extractor(self) -> Extractor:
         return Extractor(self.lexicon)
 
+    @cached_property
+    def renderer(self) -> Renderer:
+        return Renderer(self.lexicon, self.config.settings.templates.dir)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.sessions, self.config, self.renderer, self.bus)
+
+    @cached_property
+    def planner(self) -> Planner:
+        return Planner(self.config.settings, self.lexicon)
+
     @property
     def fetch_limits(self) -> FetchLimits:
         f = self.config.settings.fetch
@@ -61,6 +76,8 @@ class App:
             "source=%s failed (%s in a row): %s", e.source, e.failures, e.error))
         self.bus.subscribe(ChangeDetected, lambda e: log.info(
             "source=%s change #%s detected: %s", e.source, e.change_id, e.summary))
+        self.bus.subscribe(ChangeUpdated, lambda e: log.info(
+            "source=%s change #%s updated: %s (%s -> %s)", e.source, e.change_id, e.what, e.old, e.new))
         self.bus.subscribe(ChangeCorroborated, lambda e: log.info(
             "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id))
 

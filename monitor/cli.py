@@ -111,7 +111,6 @@ def run(config_path: str | None, verbose: bool) -> None:
 def once(config_path: str | None, source_name: str | None, no_deliver: bool, verbose: bool, quiet: bool) -> None:
     """Poll every source once (or --source NAME), deliver what is due, exit (1 if a source failed)."""
     _setup_logging(verbose, quiet)
-    from monitor.notify.dispatch import deliver_due
     from monitor.pipeline import poll
 
     app = _app(config_path)
@@ -128,7 +127,7 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
             failed += 1
             click.echo(f"error: source {cfg.name}: {outcome.error}", err=True)
     if not no_deliver:
-        report = deliver_due(app.sessions, app.config, app.lexicon, app.bus)
+        report = app.dispatcher.deliver_due()
         for err in report.errors:
             click.echo(f"warning: delivery to {err}", err=True)
     app.close()
@@ -238,7 +237,7 @@ def entries(config_path: str | None, source_name: str | None, limit: int, fmt: s
 
 @main.group(invoke_without_command=True)
 @config_option
-@click.option("--status", type=click.Choice(["pending", "sent", "failed", "dead"]))
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "dead", "cancelled", "skipped"]))
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
 @click.pass_context
 @guard
@@ -375,7 +374,6 @@ def notify_test(config_path: str | None, name: str | None) -> None:
     """Send a test message through one notifier (or all) and say which succeeded."""
     _setup_logging(False, quiet=True)
     from monitor.notify import channels
-    from monitor.notify.message import render_alert, render_test
     from monitor.store.repo import latest_change
 
     app = _app(config_path)
@@ -383,18 +381,18 @@ def notify_test(config_path: str | None, name: str | None) -> None:
     if not targets:
         known = ", ".join(n.name for n in app.config.settings.notify) or "none configured"
         fail(f"no notifier named {name!r} (known: {known})" if name else "no notifiers configured", 2)
+    bad = 0
     with app.sessions() as s:
         change = latest_change(s)
-        sample = render_alert(change, app.lexicon, clock.now()) if change else None
-    bad = 0
-    for n in targets:
-        msg = render_test(n.name)
-        if sample:
-            msg = type(msg)(title="[test] " + sample.title, body=msg.body + "\n\nSample alert (latest stored change):\n\n"
-                            + sample.body)
-        result = channels.send(n.url, msg.title, msg.body)
-        click.echo(f"{n.name}: {'ok' if result.ok else 'FAILED: ' + str(result.error)}  ({channels.mask(n.url)})")
-        bad += not result.ok
+        for n in targets:
+            channel = channels.describe(n.url)
+            fmt = channel.format if n.format == "auto" else n.format
+            msg = app.renderer.render("test", n.lang, fmt, clock.now(), change=change, name=n.name,
+                                      budget=channel.body_limit)
+            result = channels.send_bounded(n.url, msg.title, msg.body, msg.format,
+                                           app.config.settings.delivery.timeout.total_seconds())
+            click.echo(f"{n.name}: {'ok' if result.ok else 'FAILED: ' + str(result.error)}  ({channels.mask(n.url)})")
+            bad += not result.ok
     sys.exit(1 if bad else 0)
 
 

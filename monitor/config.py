@@ -85,10 +85,42 @@ class DeliveryConfig(_Strict):
     max_attempts: int = Field(default=8, ge=1)
     retry_after: Duration = timedelta(minutes=1)
     max_retry_after: Duration = timedelta(hours=6)
+    timeout: Duration = timedelta(seconds=30)
+
+
+def parse_offset(value: Any) -> timedelta:
+    """Reminder offsets may be zero ("0d": on the day)."""
+    if value in ("0", "0d", "0h", "0m", "0s", 0):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+
+
+class RemindersConfig(_Strict):
+    offsets: list[Offset] = Field(default_factory=lambda: [timedelta(days=7), timedelta(days=1), timedelta(0)])
+    at: str = "09:00"
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", v):
+            raise ValueError(f"{v!r} is not a time of day (HH:MM, 24-hour)")
+        return v
+
+
+class OpsConfig(_Strict):
+    failing_after: Duration = timedelta(hours=6)
 
 
 class ExtractConfig(_Strict):
     lexicon: str | None = None
+    alert_window: Duration = timedelta(days=30)
+
+
+class TemplatesConfig(_Strict):
+    dir: str | None = None
 
 
 class SourceConfig(_Strict):
@@ -127,7 +159,16 @@ class NotifierConfig(_Strict):
     name: str
     url: str
     platforms: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    actions: list[Literal["ban", "restrict", "allow", "require"]] = Field(default_factory=list)
+    link_types: list[Literal["affiliate", "third_party_product", "external_url", "mini_program", "social_profile",
+                             "news", "payment", "other"]] = Field(default_factory=list)
     min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    lang: Literal["zh", "en"] = "zh"
+    format: Literal["auto", "text", "markdown", "html"] = "auto"
+    digest: Duration | None = None
+    reminders: bool = True
+    ops: bool = False
     enabled: bool = True
 
     @field_validator("name")
@@ -154,6 +195,9 @@ class Settings(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     extract: ExtractConfig = ExtractConfig()
+    reminders: RemindersConfig = RemindersConfig()
+    ops: OpsConfig = OpsConfig()
+    templates: TemplatesConfig = TemplatesConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     notify: list[NotifierConfig] = Field(default_factory=list)
 

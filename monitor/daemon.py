@@ -20,7 +20,6 @@ from monitor import clock
 from monitor.app import App
 from monitor.config import SourceConfig
 from monitor.events import ChangeDetected
-from monitor.notify.dispatch import deliver_due
 from monitor.pipeline import poll
 from monitor.store import repo
 
@@ -59,7 +58,7 @@ class Daemon:
 
     def _deliver_job(self) -> None:
         try:
-            deliver_due(self.app.sessions, self.app.config, self.app.lexicon, self.app.bus)
+            self.app.dispatcher.deliver_due()
         except Exception:
             log.exception("delivery pass crashed; the outbox is intact and will be retried")
 

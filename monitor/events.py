@@ -51,6 +51,15 @@ class ChangeCorroborated:
 
 
 @dataclass(frozen=True)
+class ChangeUpdated:
+    source: str
+    change_id: int
+    what: str               # date_set | date_moved | reversed
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
 class DeliveryFinished:
     delivery_id: int
     notifier: str
@@ -59,7 +68,8 @@ class DeliveryFinished:
     error: str | None
 
 
-Event = SourcePolled | SourceFailed | EntryDiscovered | ChangeDetected | ChangeCorroborated | DeliveryFinished
+Event = (SourcePolled | SourceFailed | EntryDiscovered | ChangeDetected | ChangeCorroborated | ChangeUpdated
+         | DeliveryFinished)
 E = TypeVar("E")
 
 

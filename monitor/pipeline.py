@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from monitor import clock
 from monitor.app import App
 from monitor.config import SourceConfig
-from monitor.events import ChangeCorroborated, ChangeDetected, EntryDiscovered, SourceFailed, SourcePolled
+from sqlalchemy.orm import Session
+
+from monitor.events import (
+    ChangeCorroborated,
+    ChangeDetected,
+    ChangeUpdated,
+    EntryDiscovered,
+    SourceFailed,
+    SourcePolled,
+)
 from monitor.extract.model import Article, PolicyChange
 from monitor.sources.feeds import ParseError, parse_feed
 from monitor.sources.fetch import FetchError, fetch
@@ -35,7 +44,9 @@ class PollOutcome:
 def _fail(app: App, cfg: SourceConfig, error: str) -> PollOutcome:
     with app.sessions.begin() as s:
         src = repo.get_source(s, cfg.name)
-        repo.record_failure(s, src, clock.utcnow(), error, cfg.interval, app.config.settings.daemon.max_backoff)
+        now = clock.utcnow()
+        repo.record_failure(s, src, now, error, cfg.interval, app.config.settings.daemon.max_backoff)
+        app.planner.on_source_failed(s, src, now)
         failures = src.failures
     app.bus.publish(SourceFailed(cfg.name, error, failures))
     return PollOutcome(cfg.name, False, error)
@@ -55,8 +66,7 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
         return _fail(app, cfg, str(exc))
     if result.not_modified:
         with app.sessions.begin() as s:
-            repo.record_success(s, repo.get_source(s, cfg.name), clock.utcnow(), cfg.interval, etag,
-                                last_modified, 0)
+            _succeed(app, s, cfg, etag, last_modified, 0)
         app.bus.publish(SourcePolled(cfg.name, 0, 0, True))
         return PollOutcome(cfg.name, True)
     try:
@@ -66,7 +76,6 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
     except Exception as exc:  # feedparser on pathological input: still just this source's problem
         return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {exc}")
 
-    notifiers = app.config.settings.notify
     new_entries = changes = 0
     lang = None if cfg.lang == "auto" else cfg.lang
     for item in items:
@@ -88,20 +97,32 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
                 found = []
             entry.changes_found = len(found)
             for f in found:
-                rec = repo.record_change(s, entry, f, notifiers, now)
+                rec = repo.record_change(s, entry, f, now)
+                app.planner.on_recorded(s, rec, now)
                 if rec.created:
                     changes += 1
                     events.append(ChangeDetected(cfg.name, rec.change.id, _summary(f)))
+                elif rec.event is not None:
+                    events.append(ChangeUpdated(cfg.name, rec.change.id, rec.outcome,
+                                                rec.event.old_value, rec.event.new_value))
                 elif rec.new_mention:
                     events.append(ChangeCorroborated(cfg.name, rec.change.id, entry.id))
         for e in events:
             app.bus.publish(e)
 
     with app.sessions.begin() as s:
-        repo.record_success(s, repo.get_source(s, cfg.name), clock.utcnow(), cfg.interval, result.etag,
-                            result.last_modified, new_entries)
+        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
     app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
     return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
+
+
+def _succeed(app: App, s: Session, cfg: SourceConfig, etag: str | None, last_modified: str | None,
+             new_entries: int) -> None:
+    src = repo.get_source(s, cfg.name)
+    since = clock.as_utc(src.failing_since)
+    now = clock.utcnow()
+    repo.record_success(s, src, now, cfg.interval, etag, last_modified, new_entries)
+    app.planner.on_source_recovered(s, src, since, now)
 
 
 def _summary(f: PolicyChange) -> str:

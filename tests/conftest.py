@@ -69,6 +69,9 @@ class HTTPServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        self.posts: dict[str, list[dict[str, Any]]] = {}
+        self.post_status: dict[str, int] = {}
+        self.post_delay: dict[str, float] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,6 +79,26 @@ class HTTPServer:
 
             def log_message(self, *_a: Any) -> None:
                 pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                """A webhook receiver: records each JSON body; answers post_status (default 200)."""
+                path = self.path.split("?")[0]
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if outer.post_delay.get(path):
+                    time.sleep(outer.post_delay[path])
+                status = outer.post_status.get(path, 200)
+                if status == 200:
+                    try:
+                        outer.posts.setdefault(path, []).append(json.loads(raw))
+                    except ValueError:
+                        outer.posts.setdefault(path, []).append({"raw": raw.decode("utf-8", "replace")})
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
@@ -111,7 +134,11 @@ class HTTPServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients that hang up early are what several tests are about
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -184,10 +211,15 @@ class SMTPServer:
                 "&mode=insecure")
 
     def texts(self) -> list[str]:
+        """Subject, plain-text part and HTML part of each message, as one string."""
         out = []
         for m in self.messages:
-            body = m.get_body(preferencelist=("plain", "html"))
-            out.append(f"{m['subject']}\n{body.get_content() if body else ''}")
+            parts = [str(m["subject"])]
+            for kind in ("plain", "html"):
+                body = m.get_body(preferencelist=(kind,))
+                if body is not None:
+                    parts.append(body.get_content())
+            out.append("\n".join(parts))
         return out
 
 

@@ -7,6 +7,7 @@ else prints a notifier URL.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import apprise
@@ -37,9 +38,42 @@ def mask(url: str) -> str:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """What a channel accepts: its native body format and its body length limit."""
+
+    format: str
+    body_limit: int | None
+
+
+def describe(url: str) -> Channel:
+    a = apprise.Apprise()
+    if not a.add(url):
+        return Channel("text", None)
+    plugin = a[0]
+    native = plugin.notify_format
+    if isinstance(native, (tuple, list)):
+        native = native[0]
+    fmt = str(getattr(native, "value", native))
+    limit = int(plugin.body_maxlen) if getattr(plugin, "body_maxlen", 0) else None
+    return Channel(fmt if fmt in ("text", "markdown", "html") else "text", limit)
+
+
+@dataclass(frozen=True)
 class SendResult:
     ok: bool
     error: str | None = None
+
+
+def send_bounded(url: str, title: str, body: str, body_format: str, timeout: float) -> SendResult:
+    """``send`` with a hard time limit, so a hung channel cannot stall the delivery of others."""
+    box: list[SendResult] = []
+    worker = threading.Thread(target=lambda: box.append(send(url, title, body, body_format)), daemon=True,
+                              name="apprise-send")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive() or not box:
+        return SendResult(False, f"no answer within {timeout:g}s (delivery.timeout)")
+    return box[0]
 
 
 def send(url: str, title: str, body: str, body_format: str = "text") -> SendResult:

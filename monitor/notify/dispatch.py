@@ -1,23 +1,29 @@
-"""Delivery of the outbox: what is due is claimed, rendered, sent through apprise, and its outcome
-recorded in the same transaction, so a crash never loses a delivery (at worst it is sent again).
+"""Delivery of the outbox: each notifier is served by its own worker, so a failing or hung channel
+never delays another. A due row is claimed, rendered in the notifier's language and the channel's
+format, sent through apprise within a time limit, and its outcome recorded in the same transaction:
+a crash never loses a delivery (at worst it is sent again).
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import clock
-from monitor.config import Config
+from monitor.config import Config, NotifierConfig
 from monitor.events import Bus, DeliveryFinished
-from monitor.extract.lexicon import Lexicon
 from monitor.notify import channels
-from monitor.notify.message import render_alert
+from monitor.notify.render import Message, Renderer
 from monitor.store import repo
+from monitor.store.models import Delivery
 
 log = logging.getLogger("monitor.notify")
+#: A reminder more than this late (the daemon was down on the day) is skipped rather than sent.
+REMINDER_GRACE = timedelta(hours=24)
 
 
 @dataclass
@@ -27,46 +33,133 @@ class DeliveryReport:
     dead: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: "DeliveryReport") -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.dead += other.dead
+        self.errors += other.errors
 
-def deliver_due(sessions: sessionmaker[Session], config: Config, lexicon: Lexicon, bus: Bus | None = None,
-                limit: int = 1000) -> DeliveryReport:
-    """Send every delivery that is due now, one row per transaction."""
-    notifiers = {n.name: n for n in config.settings.notify}
-    policy = config.settings.delivery
-    report = DeliveryReport()
-    tried: set[int] = set()
-    for _ in range(limit):
-        with sessions.begin() as session:
-            now = clock.utcnow()
-            d = repo.claim_due(session, now, tried)
-            if d is None:
-                break
-            tried.add(d.id)
-            notifier = notifiers.get(d.notifier)
-            if notifier is None or not notifier.enabled:
-                result = channels.SendResult(False, f"notifier {d.notifier!r} is not configured or is disabled")
-            elif d.change is None:
-                result = channels.SendResult(False, "the change of this delivery no longer exists")
-            else:
-                change = repo.get_change(session, d.change_id) if d.change_id is not None else None
-                assert change is not None
-                msg = render_alert(change, lexicon, clock.now())
-                result = channels.send(notifier.url, msg.title, msg.body)
-            if result.ok:
-                repo.mark_sent(d, now)
-                report.sent += 1
-                log.info("delivered %s #%s of change #%s to notifier=%s", d.kind, d.id, d.change_id, d.notifier)
-            else:
-                repo.mark_failed(d, now, result.error or "failed", policy.max_attempts, policy.retry_after,
-                                 policy.max_retry_after)
-                if d.status == "dead":
-                    report.dead += 1
-                else:
-                    report.failed += 1
-                report.errors.append(f"notifier {d.notifier}: {result.error}")
-                log.warning("delivery #%s to notifier=%s failed (attempt %s, now %s): %s", d.id, d.notifier,
-                            d.attempts, d.status, result.error)
-            event = DeliveryFinished(d.id, d.notifier, result.ok, d.status, result.error)
-        if bus:
-            bus.publish(event)
-    return report
+
+class Dispatcher:
+    def __init__(self, sessions: sessionmaker[Session], config: Config, renderer: Renderer,
+                 bus: Bus | None = None) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.renderer = renderer
+        self.bus = bus
+        self.notifiers = {n.name: n for n in config.settings.notify}
+
+    def deliver_due(self) -> DeliveryReport:
+        """Send everything due now, one worker per notifier."""
+        with self.sessions() as s:
+            names = repo.due_notifiers(s, clock.utcnow())
+        report = DeliveryReport()
+        if not names:
+            return report
+        with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="deliver") as pool:
+            for r in pool.map(self._serve, names):
+                report.add(r)
+        return report
+
+    # -- one notifier ------------------------------------------------------------------------------
+    def _serve(self, name: str) -> DeliveryReport:
+        report = DeliveryReport()
+        notifier = self.notifiers.get(name)
+        tried: set[int] = set()
+        try:
+            if notifier is not None and notifier.digest is not None:
+                self._digest(notifier, report)
+            while True:
+                with self.sessions.begin() as s:
+                    now = clock.utcnow()
+                    rows = repo.claim_due(s, now, name, tried)
+                    if not rows:
+                        break
+                    d = rows[0]
+                    tried.add(d.id)
+                    self._one(s, d, notifier, report)
+        except Exception:  # a bug or a database outage: the rows stay due and are retried next pass
+            log.exception("delivery to notifier=%s crashed; its outbox is intact", name)
+        return report
+
+    def _one(self, s: Session, d: Delivery, notifier: NotifierConfig | None, report: DeliveryReport) -> None:
+        now = clock.utcnow()
+        if notifier is None or not notifier.enabled:
+            self._finish(d, channels.SendResult(False, f"notifier {d.notifier!r} is not configured or is disabled"),
+                         report, final=True)
+            return
+        if d.kind == "reminder" and now - (clock.as_utc(d.next_attempt) or now) > REMINDER_GRACE and d.attempts == 0:
+            d.status, d.last_error = "skipped", "too late: the reminder's time passed while nothing was running"
+            return
+        message = self._message(s, d, notifier)
+        if message is None:
+            self._finish(d, channels.SendResult(False, "the change of this delivery no longer exists"), report,
+                         final=True)
+            return
+        result = channels.send_bounded(notifier.url, message.title, message.body, message.format,
+                                       self.config.settings.delivery.timeout.total_seconds())
+        self._finish(d, result, report)
+
+    def _format(self, notifier: NotifierConfig) -> tuple[str, int | None]:
+        channel = channels.describe(notifier.url)
+        return (channel.format if notifier.format == "auto" else notifier.format), channel.body_limit
+
+    def _message(self, s: Session, d: Delivery, notifier: NotifierConfig) -> Message | None:
+        fmt, budget = self._format(notifier)
+        now = clock.now()
+        if d.kind == "ops":
+            return self.renderer.render("ops", notifier.lang, fmt, now, ops=d.payload or {}, budget=budget)
+        change = repo.get_change(s, d.change_id) if d.change_id is not None else None
+        if change is None:
+            return None
+        event = self._event(change, d) if d.kind == "update" else None
+        days = (d.payload or {}).get("days_before") if d.kind == "reminder" else None
+        return self.renderer.render(d.kind, notifier.lang, fmt, now, change=change, event=event, days_before=days,
+                                    budget=budget)
+
+    def _event(self, change: object, d: Delivery) -> dict[str, str | None]:
+        from monitor.notify.render import WORDS
+
+        key = d.key[1:] if d.key.startswith("e") else ""
+        for ev in getattr(change, "history", []):
+            if str(ev.id) == key:
+                lang = self.notifiers[d.notifier].lang if d.notifier in self.notifiers else "en"
+                new_word = WORDS[lang]["action"].get(ev.new_value or "", ev.new_value)
+                return {"kind": ev.kind, "old": ev.old_value, "new": ev.new_value, "new_word": new_word}
+        return {"kind": "date_set", "old": None, "new": None, "new_word": None}
+
+    def _digest(self, notifier: NotifierConfig, report: DeliveryReport) -> None:
+        """All alerts and updates due for a digest notifier go out as one message."""
+        with self.sessions.begin() as s:
+            rows = repo.claim_due(s, clock.utcnow(), notifier.name, set(), limit=500, kinds=("alert", "update"))
+            if not rows:
+                return
+            items = []
+            for d in rows:
+                change = repo.get_change(s, d.change_id) if d.change_id is not None else None
+                if change is not None:
+                    items.append((d.kind, change))
+            fmt, budget = self._format(notifier)
+            message = self.renderer.render("digest", notifier.lang, fmt, clock.now(), items=items, budget=budget)
+            result = channels.send_bounded(notifier.url, message.title, message.body, message.format,
+                                           self.config.settings.delivery.timeout.total_seconds())
+            for d in rows:
+                self._finish(d, result, report)
+
+    def _finish(self, d: Delivery, result: channels.SendResult, report: DeliveryReport, final: bool = False) -> None:
+        now = clock.utcnow()
+        policy = self.config.settings.delivery
+        if result.ok:
+            repo.mark_sent(d, now)
+            report.sent += 1
+            log.info("delivered %s #%s (change #%s) to notifier=%s", d.kind, d.id, d.change_id, d.notifier)
+        else:
+            repo.mark_failed(d, now, result.error or "failed", 1 if final else policy.max_attempts,
+                             policy.retry_after, policy.max_retry_after)
+            report.dead += d.status == "dead"
+            report.failed += d.status == "failed"
+            report.errors.append(f"notifier {d.notifier}: {result.error}")
+            log.warning("delivery #%s (%s) to notifier=%s failed, attempt %s, now %s: %s", d.id, d.kind, d.notifier,
+                        d.attempts, d.status, result.error)
+        if self.bus:
+            self.bus.publish(DeliveryFinished(d.id, d.notifier, result.ok, d.status, result.error))

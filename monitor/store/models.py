@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -56,6 +57,7 @@ class Source(Base):
     failing_since: Mapped[datetime | None]
     next_poll: Mapped[datetime | None]
     entries_seen: Mapped[int] = mapped_column(Integer, default=0)
+    ops_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="source")
 
@@ -103,8 +105,11 @@ class Change(Base):
     confidence: Mapped[float] = mapped_column(Float)
     first_seen: Mapped[datetime]
     updated_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="active")   # active | reversed
+    found_by: Mapped[str] = mapped_column(String(16), default="poll")    # poll | reextract
 
     mentions: Mapped[list[Mention]] = relationship(back_populates="change", order_by="Mention.id")
+    history: Mapped[list[ChangeEvent]] = relationship(back_populates="change", order_by="ChangeEvent.id")
 
 
 class Mention(Base):
@@ -123,6 +128,23 @@ class Mention(Base):
 
     change: Mapped[Change] = relationship(back_populates="mentions")
     entry: Mapped[Entry] = relationship(back_populates="mentions")
+
+
+class ChangeEvent(Base):
+    """The history of a change: what a later report altered (its date, its reversal), and which entry said so."""
+
+    __tablename__ = "change_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))          # date_moved | reversed | date_set
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+    change: Mapped[Change] = relationship(back_populates="history")
 
 
 class Delivery(Base):
@@ -149,5 +171,6 @@ class Delivery(Base):
     next_attempt: Mapped[datetime]
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)   # ops messages: source, error, since
 
     change: Mapped[Change | None] = relationship()

@@ -11,10 +11,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.clock import as_utc
-from monitor.config import NotifierConfig, SourceConfig
+from monitor.config import SourceConfig
 from monitor.extract.model import PolicyChange
 from monitor.sources.feeds import FeedItem, canonical_url
-from monitor.store.models import Change, Delivery, Entry, Mention, Source
+from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Mention, Source
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -95,72 +95,131 @@ def list_entries(session: Session, source: str | None = None, limit: int = 50) -
 
 
 # -- changes ---------------------------------------------------------------------------------------
+_OPPOSITE = {"allow": {"ban", "restrict"}, "ban": {"allow"}, "restrict": {"allow"}}
+#: How far apart two dates of one change may be for a later report to move it rather than announce
+#: a different change, and how recent a change must be for an opposite report to reverse it.
+MOVE_WINDOW = timedelta(days=120)
+REVERSAL_WINDOW = timedelta(days=365)
+
+
+def _targets_overlap(row: Change, found: PolicyChange) -> bool:
+    return not (row.targets and found.targets and not set(row.targets) & set(found.targets))
+
+
 def _compatible(row: Change, found: PolicyChange) -> bool:
-    """Same real-world change: same platform and action (checked by the query), overlapping targets
-    (or either side names none), and effective dates that agree or are unknown on one side."""
-    if row.targets and found.targets and not set(row.targets) & set(found.targets):
+    """Same real-world change: same platform and action, overlapping targets (or either side names
+    none), and effective dates that agree or are unknown on one side."""
+    if row.action != found.action or not _targets_overlap(row, found):
         return False
     if row.effective_date and found.effective_date and row.effective_date != found.effective_date:
         return False
     return True
 
 
+def _moves_date(row: Change, found: PolicyChange, reported: datetime) -> bool:
+    """A later report of the same rule with another date moves it ("推迟至4月1日"), as long as the old
+    date was still ahead (or just passed) when the report came and the two dates are close."""
+    if row.action != found.action or not _targets_overlap(row, found) or row.status != "active":
+        return False
+    if not (row.effective_date and found.effective_date and row.effective_date != found.effective_date):
+        return False
+    first = as_utc(row.first_seen)
+    assert first is not None
+    return (abs(found.effective_date - row.effective_date) <= MOVE_WINDOW
+            and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first)
+
+
+def _reverses(row: Change, found: PolicyChange, reported: datetime) -> bool:
+    """An opposite report (allow after a ban) about the same platform and targets, soon after."""
+    if row.status != "active" or found.action not in _OPPOSITE.get(row.action, set()):
+        return False
+    if not row.targets or not found.targets or not set(row.targets) & set(found.targets):
+        if row.targets or found.targets:
+            return False
+    first = as_utc(row.first_seen)
+    assert first is not None
+    return first <= reported <= first + REVERSAL_WINDOW
+
+
 @dataclass(frozen=True)
 class Recorded:
+    """What one statement did to the change log."""
+
     change: Change
-    created: bool
+    outcome: str                  # created | corroborated | date_set | date_moved | reversed | known
     new_mention: bool
+    event: ChangeEvent | None = None
+
+    @property
+    def created(self) -> bool:
+        return self.outcome == "created"
 
 
-def record_change(session: Session, entry: Entry, found: PolicyChange, notifiers: Sequence[NotifierConfig],
-                  now: datetime) -> Recorded:
-    """Merge ``found`` into the change log, and owe each interested notifier one alert when new.
-
-    Runs inside the caller's transaction with the entry, so the entry, the change and its outbox rows
-    are committed together or not at all.
-    """
+def record_change(session: Session, entry: Entry, found: PolicyChange, now: datetime,
+                  found_by: str = "poll") -> Recorded:
+    """Merge ``found`` into the change log: a new change, another report of a known one, or an update
+    (a moved date, a reversal) whose history is kept. Runs in the caller's transaction with the entry
+    and the outbox rows the caller plans, so all of it is committed together or not at all."""
+    reported = as_utc(entry.published) or now
     candidates = session.scalars(
-        select(Change).where(Change.platform == found.platform, Change.action == found.action)
-        .order_by(Change.first_seen.desc()).with_for_update()
+        select(Change).where(Change.platform == found.platform).order_by(Change.first_seen.desc(), Change.id.desc())
+        .with_for_update()
     ).all()
-    match = next((c for c in candidates if _compatible(c, found)), None)
-    created = match is None
-    if match is None:
-        match = Change(platform=found.platform, targets=list(found.targets), action=found.action,
-                       link_type=found.link_type, effective_date=found.effective_date, evidence=found.evidence,
-                       confidence=found.confidence, first_seen=now, updated_at=now)
-        session.add(match)
-        session.flush()
-    else:
-        # A corroborating report fills in what the change lacked; it never overwrites what it had.
-        merged_targets = list(dict.fromkeys(list(match.targets or []) + list(found.targets)))
-        if merged_targets != list(match.targets or []):
-            match.targets = merged_targets
-        if match.effective_date is None and found.effective_date is not None:
-            match.effective_date = found.effective_date
-        if found.confidence > match.confidence:
-            match.confidence = found.confidence
-        match.updated_at = now
-    exists = session.scalar(select(Mention.id).where(Mention.change_id == match.id, Mention.entry_id == entry.id))
-    if exists is None:
-        session.add(Mention(change_id=match.id, entry_id=entry.id, evidence=found.evidence,
+    existing_mention = {c.id for c in candidates if any(m.entry_id == entry.id for m in c.mentions)}
+
+    def mention(change: Change) -> bool:
+        if change.id in existing_mention:
+            return False
+        session.add(Mention(change_id=change.id, entry_id=entry.id, evidence=found.evidence,
                             effective_date=found.effective_date, confidence=found.confidence, created_at=now))
-    if created:
-        for n in notifiers:
-            if wants(n, match):
-                session.add(Delivery(change_id=match.id, notifier=n.name, kind="alert", key="", status="pending",
-                                     attempts=0, next_attempt=now, created_at=now))
+        return True
+
+    def event(change: Change, kind: str, old: object, new: object) -> ChangeEvent:
+        ev = ChangeEvent(change_id=change.id, entry_id=entry.id, kind=kind,
+                         old_value=None if old is None else str(old), new_value=None if new is None else str(new),
+                         evidence=found.evidence, at=now)
+        session.add(ev)
+        change.updated_at = now
+        return ev
+
+    for row in candidates:
+        if _compatible(row, found):
+            added = mention(row)
+            merged = list(dict.fromkeys(list(row.targets or []) + list(found.targets)))
+            if merged != list(row.targets or []):
+                row.targets = merged
+            if found.confidence > row.confidence:
+                row.confidence = found.confidence
+            if row.effective_date is None and found.effective_date is not None and added:
+                ev = event(row, "date_set", None, found.effective_date)
+                row.effective_date = found.effective_date
+                session.flush()
+                return Recorded(row, "date_set", added, ev)
+            session.flush()
+            return Recorded(row, "corroborated" if added else "known", added)
+    for row in candidates:
+        if row.id in existing_mention:
+            continue  # re-extraction of an entry already counted: never an update of its own change
+        if _moves_date(row, found, reported):
+            added = mention(row)
+            ev = event(row, "date_moved", row.effective_date, found.effective_date)
+            row.effective_date = found.effective_date
+            session.flush()
+            return Recorded(row, "date_moved", added, ev)
+        if _reverses(row, found, reported):
+            added = mention(row)
+            ev = event(row, "reversed", row.action, found.action)
+            row.status = "reversed"
+            session.flush()
+            return Recorded(row, "reversed", added, ev)
+    row = Change(platform=found.platform, targets=list(found.targets), action=found.action,
+                 link_type=found.link_type, effective_date=found.effective_date, evidence=found.evidence,
+                 confidence=found.confidence, first_seen=now, updated_at=now, status="active", found_by=found_by)
+    session.add(row)
     session.flush()
-    return Recorded(match, created, exists is None)
-
-
-def wants(notifier: NotifierConfig, change: Change) -> bool:
-    """Whether a notifier's filters select this change."""
-    if not notifier.enabled:
-        return False
-    if notifier.platforms and change.platform not in notifier.platforms:
-        return False
-    return change.confidence >= notifier.min_confidence
+    mention(row)
+    session.flush()
+    return Recorded(row, "created", True)
 
 
 @dataclass(frozen=True)
@@ -209,13 +268,26 @@ def latest_change(session: Session) -> Change | None:
 
 
 # -- outbox ----------------------------------------------------------------------------------------
-def claim_due(session: Session, now: datetime, exclude: set[int]) -> Delivery | None:
-    """The next delivery due, locked so that another worker sharing PostgreSQL skips it."""
-    stmt = (select(Delivery).where(Delivery.status.in_(("pending", "failed")), Delivery.next_attempt <= now)
-            .order_by(Delivery.next_attempt, Delivery.id).limit(1).with_for_update(skip_locked=True))
+DUE = ("pending", "failed")
+
+
+def due_notifiers(session: Session, now: datetime) -> list[str]:
+    return list(session.scalars(select(Delivery.notifier).where(Delivery.status.in_(DUE), Delivery.next_attempt <= now)
+                                .distinct()))
+
+
+def claim_due(session: Session, now: datetime, notifier: str, exclude: set[int], limit: int = 1,
+              kinds: Sequence[str] | None = None) -> list[Delivery]:
+    """The next deliveries due for one notifier, locked so that another worker sharing PostgreSQL
+    skips them (SELECT … FOR UPDATE SKIP LOCKED, as miniflux claims its jobs)."""
+    stmt = (select(Delivery).where(Delivery.status.in_(DUE), Delivery.next_attempt <= now,
+                                   Delivery.notifier == notifier)
+            .order_by(Delivery.next_attempt, Delivery.id).limit(limit).with_for_update(skip_locked=True))
+    if kinds:
+        stmt = stmt.where(Delivery.kind.in_(kinds))
     if exclude:
         stmt = stmt.where(Delivery.id.not_in(exclude))
-    return session.scalars(stmt).first()
+    return list(session.scalars(stmt))
 
 
 def mark_sent(delivery: Delivery, now: datetime) -> None:
@@ -234,6 +306,20 @@ def mark_failed(delivery: Delivery, now: datetime, error: str, max_attempts: int
         return
     delivery.status = "failed"
     delivery.next_attempt = now + min(base * (2 ** (delivery.attempts - 1)), cap)
+
+
+def owed(session: Session, change_id: int, kind: str) -> list[Delivery]:
+    return list(session.scalars(select(Delivery).where(Delivery.change_id == change_id, Delivery.kind == kind)))
+
+
+def cancel_reminders(session: Session, change_id: int, why: str) -> int:
+    """Reminders not yet sent for a change whose date moved or which was reversed."""
+    n = 0
+    for d in session.scalars(select(Delivery).where(Delivery.change_id == change_id, Delivery.kind == "reminder",
+                                                    Delivery.status.in_(DUE))):
+        d.status, d.last_error = "cancelled", why
+        n += 1
+    return n
 
 
 def list_deliveries(session: Session, status: str | None = None) -> Sequence[Delivery]:

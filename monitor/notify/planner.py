@@ -1,0 +1,139 @@
+"""What is owed to whom, and when: alerts, updates, reminders and operator messages become outbox
+rows in the same transaction as the change (or the source state) that causes them.
+
+Routing lives here (a notifier's platforms, targets, actions, link types, confidence), and so does
+timing: digests wait for the end of their period, reminders for their day, and a reminder whose time
+had already passed when the change was found is never planned (it would only arrive late).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from monitor.clock import as_utc
+from monitor.config import NotifierConfig, Settings
+from monitor.extract.lexicon import Lexicon
+from monitor.store import repo
+from monitor.store.models import Change, Delivery, Source
+
+
+def wants(notifier: NotifierConfig, change: Change) -> bool:
+    """Whether a notifier's filters select this change."""
+    if not notifier.enabled:
+        return False
+    if notifier.platforms and change.platform not in notifier.platforms:
+        return False
+    if notifier.targets and not set(notifier.targets) & set(change.targets or []):
+        return False
+    if notifier.actions and change.action not in notifier.actions:
+        return False
+    if notifier.link_types and change.link_type not in notifier.link_types:
+        return False
+    return change.confidence >= notifier.min_confidence
+
+
+def digest_slot(notifier: NotifierConfig, now: datetime) -> datetime:
+    """When a message for a digest notifier goes out: the end of the current period (UTC-aligned)."""
+    if notifier.digest is None:
+        return now
+    period = notifier.digest.total_seconds()
+    epoch = now.timestamp()
+    return datetime.fromtimestamp((epoch // period + 1) * period, tz=timezone.utc)
+
+
+def _row(change_id: int | None, notifier: str, kind: str, key: str, when: datetime, now: datetime,
+         payload: dict[str, Any] | None = None) -> Delivery:
+    return Delivery(change_id=change_id, notifier=notifier, kind=kind, key=key, status="pending", attempts=0,
+                    next_attempt=when, created_at=now, payload=payload)
+
+
+class Planner:
+    def __init__(self, settings: Settings, lexicon: Lexicon) -> None:
+        self.settings = settings
+        self.lexicon = lexicon
+
+    @property
+    def notifiers(self) -> Sequence[NotifierConfig]:
+        return self.settings.notify
+
+    # -- changes -----------------------------------------------------------------------------------
+    def on_recorded(self, session: Session, rec: repo.Recorded, now: datetime) -> None:
+        if rec.outcome == "created":
+            self.alert(session, rec.change, now)
+        elif rec.outcome in ("date_set", "date_moved", "reversed") and rec.event is not None:
+            self.update(session, rec.change, rec.event.id, now)
+
+    def alert(self, session: Session, change: Change, now: datetime) -> None:
+        if change.found_by == "reextract" and not self._still_relevant(change, now):
+            return  # an extractor upgrade found an old change: recorded, but it is not news
+        for n in self.notifiers:
+            if wants(n, change):
+                session.add(_row(change.id, n.name, "alert", "", digest_slot(n, now), now))
+                if n.reminders:
+                    self._plan_reminders(session, change, n, now)
+
+    def update(self, session: Session, change: Change, event_id: int, now: datetime) -> None:
+        """One update message to every notifier that was told of the change; reminders follow the
+        change: cancelled when it is reversed, re-planned when its date moves."""
+        told = {d.notifier for d in repo.owed(session, change.id, "alert")}
+        repo.cancel_reminders(session, change.id, "the change was reversed" if change.status == "reversed"
+                              else "the effective date changed")
+        for n in self.notifiers:
+            if n.name in told and n.enabled:
+                session.add(_row(change.id, n.name, "update", f"e{event_id}", digest_slot(n, now), now))
+                if n.reminders and change.status == "active":
+                    self._plan_reminders(session, change, n, now)
+
+    def _still_relevant(self, change: Change, now: datetime) -> bool:
+        if change.effective_date is None:
+            return False
+        return change.effective_date >= (now - self.settings.extract.alert_window).date()
+
+    def reminder_times(self, change: Change) -> list[tuple[timedelta, datetime]]:
+        """Each configured offset before the effective date, at the configured local time of day."""
+        if change.effective_date is None:
+            return []
+        p = self.lexicon.platforms.get(change.platform)
+        tz = ZoneInfo(p.tz) if p and p.tz else timezone.utc
+        hh, mm = (int(x) for x in self.settings.reminders.at.split(":"))
+        out = []
+        for offset in self.settings.reminders.offsets:
+            day: date = change.effective_date - timedelta(days=offset.days)
+            local = datetime.combine(day, time(hh, mm), tzinfo=tz) - timedelta(seconds=offset.seconds)
+            out.append((offset, local.astimezone(timezone.utc)))
+        return out
+
+    def _plan_reminders(self, session: Session, change: Change, n: NotifierConfig, now: datetime) -> None:
+        for offset, when in self.reminder_times(change):
+            if when <= now:
+                continue  # its time had passed when the change was found: skipped, never sent late
+            key = f"{offset.days}d@{change.effective_date}"
+            session.add(_row(change.id, n.name, "reminder", key, when, now, {"days_before": offset.days}))
+
+    # -- sources -----------------------------------------------------------------------------------
+    def on_source_failed(self, session: Session, source: Source, now: datetime) -> None:
+        """One operator message when a source has been failing longer than ops.failing_after."""
+        since = as_utc(source.failing_since)
+        if since is None or source.ops_alerted or now - since < self.settings.ops.failing_after:
+            return
+        source.ops_alerted = True
+        payload = {"event": "failing", "source": source.name, "url": source.url, "error": source.last_error,
+                   "since": since.isoformat(), "failures": source.failures}
+        for n in self.notifiers:
+            if n.ops and n.enabled:
+                session.add(_row(None, n.name, "ops", f"fail:{source.name}:{since.isoformat()}", now, now, payload))
+
+    def on_source_recovered(self, session: Session, source: Source, since: datetime | None, now: datetime) -> None:
+        """One operator message when a source that was reported failing works again."""
+        if not source.ops_alerted:
+            return
+        source.ops_alerted = False
+        payload = {"event": "recovered", "source": source.name, "url": source.url,
+                   "since": since.isoformat() if since else None}
+        for n in self.notifiers:
+            if n.ops and n.enabled:
+                session.add(_row(None, n.name, "ops", f"ok:{source.name}:{now.isoformat()}", now, now, payload))
