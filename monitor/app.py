@@ -17,7 +17,7 @@ from monitor.extract.lexicon import Lexicon, load as load_lexicon
 from monitor.notify.dispatch import Dispatcher
 from monitor.notify.planner import Planner
 from monitor.notify.render import Renderer
-from monitor.sources.fetch import FetchLimits
+from monitor.sources.fetch import Fetcher, FetchLimits
 from monitor.store import db, repo
 
 log = logging.getLogger("monitor")
@@ -65,7 +65,14 @@ class App:
     def fetch_limits(self) -> FetchLimits:
         f = self.config.settings.fetch
         return FetchLimits(timeout=f.timeout.total_seconds(), connect_timeout=f.connect_timeout.total_seconds(),
-                           max_bytes=f.max_bytes, max_redirects=f.max_redirects, user_agent=f.user_agent)
+                           max_bytes=f.max_bytes, max_redirects=f.max_redirects, user_agent=f.user_agent,
+                           proxy=f.proxy, host_concurrency=f.host_concurrency,
+                           host_delay=f.host_delay.total_seconds(), max_retry_after=f.max_retry_after.total_seconds(),
+                           allow_private=f.allow_private)
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        return Fetcher(self.fetch_limits)
 
     def _log_events(self) -> None:
         """One log line per event that matters, always naming the source."""
@@ -82,4 +89,6 @@ class App:
             "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id))
 
     def close(self) -> None:
+        if "fetcher" in self.__dict__:
+            self.fetcher.close()
         self.engine.dispose()

@@ -121,11 +121,14 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         except KeyError as exc:
             fail(str(exc.args[0]), 2)
     failed = 0
-    for cfg in sources:
-        outcome = poll(app, cfg)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=app.config.settings.fetch.workers, thread_name_prefix="poll") as pool:
+        outcomes = list(pool.map(lambda cfg: poll(app, cfg), sources))
+    for outcome in outcomes:
         if not outcome.ok:
             failed += 1
-            click.echo(f"error: source {cfg.name}: {outcome.error}", err=True)
+            click.echo(f"error: source {outcome.source}: {outcome.error}", err=True)
     if not no_deliver:
         report = app.dispatcher.deliver_due()
         for err in report.errors:
@@ -358,6 +361,56 @@ def _default_config_exists() -> bool:
     from monitor.config import resolve_path
 
     return resolve_path(None).exists()
+
+
+@main.command()
+@config_option
+@click.argument("source_name", metavar="SOURCE")
+@click.option("--diff", "diff_ids", nargs=2, type=int, metavar="OLD NEW", help="Diff these two versions.")
+@click.option("--show", "show_id", type=int, metavar="ID", help="Print one stored version in full.")
+@guard
+def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int] | None, show_id: int | None) -> None:
+    """The stored versions of a watched page (kind = "page"), and the diff between two of them
+    (by default the last two)."""
+    _setup_logging(False, quiet=True)
+    import difflib
+
+    from monitor.output import iso, render
+    from monitor.store.repo import get_source, versions
+
+    app = _app(config_path)
+    try:
+        cfg = app.config.source(source_name)
+    except KeyError as exc:
+        fail(str(exc.args[0]), 2)
+    with app.sessions() as s:
+        rows = list(versions(s, get_source(s, cfg.name)))
+    if not rows:
+        click.echo(f"no stored versions of {source_name} yet"
+                   + ("" if cfg.kind == "page" else f" (it is a {cfg.kind} source; history is for kind = \"page\")"))
+        return
+    by_id = {v.id: v for v in rows}
+    if show_id is not None:
+        if show_id not in by_id:
+            fail(f"no version {show_id} of {source_name} (have {', '.join(map(str, by_id))})", 2)
+        click.echo(by_id[show_id].text)
+        return
+    click.echo(render([{"version": v.id, "fetched_at": iso(v.fetched_at), "lines": v.text.count("\n") + 1,
+                        "hash": v.content_hash[:12], "title": v.title} for v in rows], "table",
+                      ["version", "fetched_at", "lines", "hash", "title"]))
+    if diff_ids:
+        missing = [i for i in diff_ids if i not in by_id]
+        if missing:
+            fail(f"no version {missing[0]} of {source_name} (have {', '.join(map(str, by_id))})", 2)
+        old, new = by_id[diff_ids[0]], by_id[diff_ids[1]]
+    elif len(rows) >= 2:
+        old, new = rows[-2], rows[-1]
+    else:
+        return
+    click.echo()
+    for line in difflib.unified_diff(old.text.splitlines(), new.text.splitlines(), f"version {old.id}",
+                                     f"version {new.id}", lineterm=""):
+        click.echo(line)
 
 
 # -- notify / db -----------------------------------------------------------------------------------

@@ -59,6 +59,16 @@ def parse_duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def parse_offset(value: Any) -> timedelta:
+    """Durations that may be zero: reminder offsets ("0d": on the day), delays."""
+    if value in ("0", "0d", "0h", "0m", "0s", 0):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,6 +83,19 @@ class FetchConfig(_Strict):
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=5, ge=0)
     user_agent: str = "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor)"
+    proxy: str | None = None
+    workers: int = Field(default=8, ge=1, le=64)
+    host_concurrency: int = Field(default=2, ge=1)
+    host_delay: Offset = timedelta(seconds=1)
+    max_retry_after: Duration = timedelta(hours=6)
+    allow_private: bool = False
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^(https?|socks5h?)://[^/\s]+", v):
+            raise ValueError(f"{v!r} is not a proxy URL (http://host:port or socks5://host:port)")
+        return v
 
 
 class DaemonConfig(_Strict):
@@ -86,16 +109,6 @@ class DeliveryConfig(_Strict):
     retry_after: Duration = timedelta(minutes=1)
     max_retry_after: Duration = timedelta(hours=6)
     timeout: Duration = timedelta(seconds=30)
-
-
-def parse_offset(value: Any) -> timedelta:
-    """Reminder offsets may be zero ("0d": on the day)."""
-    if value in ("0", "0d", "0h", "0m", "0s", 0):
-        return timedelta(0)
-    return parse_duration(value)
-
-
-Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
 
 
 class RemindersConfig(_Strict):
@@ -123,6 +136,26 @@ class TemplatesConfig(_Strict):
     dir: str | None = None
 
 
+def _css(value: str) -> str:
+    import soupsieve
+
+    try:
+        soupsieve.compile(value)
+    except Exception as exc:  # SelectorSyntaxError, or a type error for non-strings
+        raise ValueError(f"{value!r} is not a CSS selector: {str(exc).splitlines()[0]}") from None
+    return value
+
+
+Css = Annotated[str, BeforeValidator(lambda v: _css(v) if isinstance(v, str) else v)]
+
+
+class SelectorsConfig(_Strict):
+    item: Css | None = None
+    title: Css | None = None
+    link: Css | None = None
+    date: Css | None = None
+
+
 class SourceConfig(_Strict):
     name: str
     kind: Literal["feed", "page-list", "page"] = "feed"
@@ -132,6 +165,10 @@ class SourceConfig(_Strict):
     platform: str | None = None
     enabled: bool = True
     timeout: Duration | None = None
+    follow: bool = False                       # fetch each item's own page for its full text
+    selectors: SelectorsConfig = SelectorsConfig()   # page-list
+    selector: Css | None = None                # page: the part of the page to watch
+    ignore: list[Css] = Field(default_factory=list)  # page: parts to leave out (ads, counters)
 
     @field_validator("name")
     @classmethod
@@ -147,12 +184,6 @@ class SourceConfig(_Strict):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v
 
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: str) -> str:
-        if v != "feed":
-            raise ValueError(f"kind {v!r} is not supported yet; this version reads feeds (kind = \"feed\")")
-        return v
 
 
 class NotifierConfig(_Strict):

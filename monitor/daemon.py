@@ -27,8 +27,9 @@ log = logging.getLogger("monitor.daemon")
 
 
 class Daemon:
-    def __init__(self, app: App, workers: int = 4) -> None:
+    def __init__(self, app: App) -> None:
         self.app = app
+        workers = app.config.settings.fetch.workers + 1  # the polls, plus the delivery job
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers)},

@@ -1,21 +1,21 @@
 """One poll of one source, end to end: fetch, parse, store entries, extract, record changes.
 
 Idempotent: polling the same content twice stores nothing new, so any worker may run it again after
-a crash. Each entry is committed with its changes and their outbox rows in one transaction; the
-source's conditional-GET validators are saved only after all entries are, so an interrupted poll
-fetches the feed again instead of skipping what it had not stored.
+a crash. The new entries of a poll are committed together with their changes and outbox rows in one
+transaction; the source's conditional-GET validators are saved only after that, so an interrupted
+poll fetches the source again instead of skipping what it had not stored.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from sqlalchemy.orm import Session
 
 from monitor import clock
 from monitor.app import App
 from monitor.config import SourceConfig
-from sqlalchemy.orm import Session
-
 from monitor.events import (
     ChangeCorroborated,
     ChangeDetected,
@@ -25,8 +25,10 @@ from monitor.events import (
     SourcePolled,
 )
 from monitor.extract.model import Article, PolicyChange
-from monitor.sources.feeds import ParseError, parse_feed
-from monitor.sources.fetch import FetchError, fetch
+from monitor.sources import pages
+from monitor.sources.charset import decode_html
+from monitor.sources.feeds import FeedItem, ParseError, parse_feed
+from monitor.sources.fetch import FetchError, FetchResult
 from monitor.store import repo
 
 log = logging.getLogger("monitor.pipeline")
@@ -41,51 +43,63 @@ class PollOutcome:
     changes: int = 0
 
 
-def _fail(app: App, cfg: SourceConfig, error: str) -> PollOutcome:
-    with app.sessions.begin() as s:
-        src = repo.get_source(s, cfg.name)
-        now = clock.utcnow()
-        repo.record_failure(s, src, now, error, cfg.interval, app.config.settings.daemon.max_backoff)
-        app.planner.on_source_failed(s, src, now)
-        failures = src.failures
-    app.bus.publish(SourceFailed(cfg.name, error, failures))
-    return PollOutcome(cfg.name, False, error)
-
-
 def poll(app: App, cfg: SourceConfig) -> PollOutcome:
     """Poll ``cfg`` once. Never raises for a problem of the source: it is recorded and returned."""
     with app.sessions() as s:
         src = repo.get_source(s, cfg.name)
         etag, last_modified = src.etag, src.last_modified
-    limits = app.fetch_limits
-    if cfg.timeout is not None:
-        limits = type(limits)(**{**limits.__dict__, "timeout": cfg.timeout.total_seconds()})
+    timeout = cfg.timeout.total_seconds() if cfg.timeout else None
     try:
-        result = fetch(cfg.url, limits, etag=etag, last_modified=last_modified)
+        result = app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
     except FetchError as exc:
-        return _fail(app, cfg, str(exc))
+        return _fail(app, cfg, str(exc), exc.retry_after)
     if result.not_modified:
         with app.sessions.begin() as s:
             _succeed(app, s, cfg, etag, last_modified, 0)
         app.bus.publish(SourcePolled(cfg.name, 0, 0, True))
         return PollOutcome(cfg.name, True)
     try:
-        items = parse_feed(result.content, result.headers, result.url)
-    except ParseError as exc:
+        if cfg.kind == "page":
+            items = _page_change(app, cfg, result)
+        elif cfg.kind == "page-list":
+            html = decode_html(result.content, result.headers.get("content-type"))
+            sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link,
+                                      cfg.selectors.date)
+            items = pages.parse_list(html, result.url, sel)
+        else:
+            items = parse_feed(result.content, result.headers, result.url)
+    except (ParseError, pages.PageError) as exc:
         return _fail(app, cfg, str(exc))
-    except Exception as exc:  # feedparser on pathological input: still just this source's problem
+    except Exception as exc:  # a parser on pathological input: still just this source's problem
+        log.debug("source=%s parse crash", cfg.name, exc_info=True)
         return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {exc}")
 
-    new_entries = changes = 0
+    new_entries, changes = _store(app, cfg, items)
+    with app.sessions.begin() as s:
+        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
+    app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
+    return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
+
+
+def _store(app: App, cfg: SourceConfig, items: list[FeedItem]) -> tuple[int, int]:
+    """Store the items not seen before (following them first when asked), extract, record changes."""
+    with app.sessions() as s:
+        src = repo.get_source(s, cfg.name)
+        fresh = [it for it in items if not repo.known_item(s, src, it)]
+    if cfg.follow and cfg.kind != "page":
+        fresh = [_follow(app, cfg, it) for it in fresh]
+    if not fresh:
+        return 0, 0
     lang = None if cfg.lang == "auto" else cfg.lang
-    for item in items:
-        events: list[object] = []
-        with app.sessions.begin() as s:
-            src = repo.get_source(s, cfg.name)
-            now = clock.utcnow()
+    events: list[object] = []
+    new_entries = changes = 0
+    with app.sessions.begin() as s:
+        src = repo.get_source(s, cfg.name)
+        now = clock.utcnow()
+        for item in fresh:
             entry = repo.add_entry(s, src, item, lang, now)
             if entry is None:
-                continue
+                continue  # the same item twice in one document
             new_entries += 1
             events.append(EntryDiscovered(cfg.name, entry.id, entry.title))
             article = Article(id=str(entry.id), title=item.title, body=item.body, published=item.published,
@@ -103,17 +117,67 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
                     changes += 1
                     events.append(ChangeDetected(cfg.name, rec.change.id, _summary(f)))
                 elif rec.event is not None:
-                    events.append(ChangeUpdated(cfg.name, rec.change.id, rec.outcome,
-                                                rec.event.old_value, rec.event.new_value))
+                    events.append(ChangeUpdated(cfg.name, rec.change.id, rec.outcome, rec.event.old_value,
+                                                rec.event.new_value))
                 elif rec.new_mention:
                     events.append(ChangeCorroborated(cfg.name, rec.change.id, entry.id))
-        for e in events:
-            app.bus.publish(e)
+    for e in events:
+        app.bus.publish(e)
+    return new_entries, changes
 
+
+def _follow(app: App, cfg: SourceConfig, item: FeedItem) -> FeedItem:
+    """The item with its own page's main text as body; unchanged (and logged) when that page fails."""
+    if not item.url:
+        return item
+    try:
+        page = app.fetcher.fetch(item.url, followed=True)
+        html = decode_html(page.content, page.headers.get("content-type"))
+        text = pages.main_text(html, page.url)
+    except FetchError as exc:
+        log.warning("source=%s could not follow %s: %s (kept the list text)", cfg.name, item.url, exc)
+        return item
+    except Exception as exc:
+        log.warning("source=%s could not read %s: %s: %s (kept the list text)", cfg.name, item.url,
+                    type(exc).__name__, exc)
+        return item
+    return replace(item, body=text or item.body, published=item.published or pages.page_date(html))
+
+
+def _page_change(app: App, cfg: SourceConfig, result: FetchResult) -> list[FeedItem]:
+    """A watched page: store a new version when its stable text changed; what it added is the entry.
+    The first version is the baseline and reports nothing."""
+    html = decode_html(result.content, result.headers.get("content-type"))
+    text = pages.watched_text(html, cfg.selector, cfg.ignore)
+    digest = pages.version_hash(text)
+    title = pages.page_title(html) or cfg.name
     with app.sessions.begin() as s:
-        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
-    app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
-    return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
+        src = repo.get_source(s, cfg.name)
+        last = repo.last_version(s, src)
+        if last is not None and last.content_hash == digest:
+            return []
+        now = clock.utcnow()
+        repo.add_version(s, src, now, digest, title, text)
+        if last is None:
+            log.info("source=%s first version stored as the baseline (%d lines)", cfg.name, text.count("\n") + 1)
+            return []
+        added = pages.added_passages(last.text, text)
+    if not added:
+        return []
+    return [FeedItem(guid=f"version:{digest}", title=f"{title} (updated)", url=cfg.url, published=now,
+                     body="\n".join(added))]
+
+
+def _fail(app: App, cfg: SourceConfig, error: str, retry_after: float | None = None) -> PollOutcome:
+    with app.sessions.begin() as s:
+        src = repo.get_source(s, cfg.name)
+        now = clock.utcnow()
+        repo.record_failure(s, src, now, error, cfg.interval, app.config.settings.daemon.max_backoff,
+                            retry_after=retry_after)
+        app.planner.on_source_failed(s, src, now)
+        failures = src.failures
+    app.bus.publish(SourceFailed(cfg.name, error, failures))
+    return PollOutcome(cfg.name, False, error)
 
 
 def _succeed(app: App, s: Session, cfg: SourceConfig, etag: str | None, last_modified: str | None,

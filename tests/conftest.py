@@ -266,6 +266,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
+def toml_value(v: Any) -> str:
+    """JSON is TOML for strings, numbers, booleans and arrays; tables are written inline."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)
+
+
 @dataclass
 class Project:
     """A working folder with a config file, and the CLI run in it as a user would run it."""
@@ -280,12 +287,12 @@ class Project:
 
     def write_config(self, sources: list[dict[str, Any]], notifiers: list[dict[str, Any]] = (),  # type: ignore[assignment]
                      extra: str = "") -> Path:
-        lines = [f'[storage]\nurl = "{self.database_url}"\n', "[fetch]\ntimeout = \"3s\"\nconnect_timeout = \"2s\"\n",
+        lines = [f'[storage]\nurl = "{self.database_url}"\n', "[fetch]\ntimeout = \"3s\"\nconnect_timeout = \"2s\"\nhost_delay = \"0s\"\nhost_concurrency = 8\n",
                  "[delivery]\nretry_after = \"1m\"\nmax_attempts = 4\n", extra]
         for s in sources:
-            lines.append("[[sources]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in s.items()))
+            lines.append("[[sources]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in s.items()))
         for n in notifiers:
-            lines.append("[[notify]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in n.items()))
+            lines.append("[[notify]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in n.items()))
         self.config.write_text("\n".join(lines), encoding="utf-8")
         return self.config
 

@@ -30,7 +30,7 @@ _PLACE_BEFORE_ZH = re.compile(r"(?:在|于|对|登录|进入|通过)\s*$")
 _PLACE_BEFORE_EN = re.compile(r"(?:\bon|\bin|\bacross|\bwithin)\s+(?:(?:his|her|its|their|the)\s+)?$", re.I)
 _TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirect(?:s|ed)?|traffic|users?)\s+(?:to|from|for|of)\b"
                                r"[^.;:]{0,60}$", re.I)
-_TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布,]{0,8}$")
+_TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布,]{0,12}$")
 _BACKWARD_ZH = re.compile(r"已经|已|曾|了")
 _FORWARD_ZH = re.compile(r"将|即将|起|开始")
 _FORWARD_EN = re.compile(r"\bwill\b|\bstarting\b|\bbegin|\bfrom\b", re.I)
@@ -244,10 +244,12 @@ class Extractor:
             subject = before[0] if _HAN.search(sentence[: before[0][1] + 1]) and not _LATIN_START.match(sentence) \
                 else before[-1]
             return subject[0], True
-        if others:
-            return others[0][1][0], True
+        # Nothing named before the action: a platform named after it is its object ("不得发布淘宝…的
+        # 商品链接"), so the source's own platform, when it has one, is the actor.
         if ctx.article.platform_hint:
             return ctx.article.platform_hint, False
+        if others:
+            return others[0][1][0], True
         if ctx.main_platform and ctx.main_platform not in target_ids:
             return ctx.main_platform, False
         return None, False

@@ -17,7 +17,7 @@ _BLOCK = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blo
           "section", "article", "header", "pre", "table", "ul", "ol")
 # Class or id fragments of page furniture that repeats other articles' headlines (which would
 # otherwise be read as this article's news) or carries no text of its own.
-_BOILERPLATE = re.compile(r"relat|recommend|share|social|comment|sidebar|breadcrumb|footer|advert|"
+BOILERPLATE_MARKS = re.compile(r"relat|recommend|share|social|comment|sidebar|breadcrumb|footer|advert|"
                           r"\bads?\b|promo|newsletter|subscribe|caption|copyright", re.I)
 _LOOKS_HTML = re.compile(r"<(?:p|div|br|span|a|img|h\d|li|ul|section|article|strong|em|table)\b", re.I)
 # A sentence ends at Chinese end punctuation, or at ./!/? followed by space (English), or a newline.
@@ -36,7 +36,7 @@ def html_to_text(body: str) -> str:
         if tag.decomposed:
             continue
         marks = " ".join(tag.get("class") or []) + " " + str(tag.get("id") or "")
-        if marks.strip() and _BOILERPLATE.search(marks):
+        if marks.strip() and BOILERPLATE_MARKS.search(marks):
             tag.decompose()
     for tag in soup.find_all(_BLOCK):
         tag.insert_before("\n")

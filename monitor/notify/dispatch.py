@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,43 +62,56 @@ class Dispatcher:
         return report
 
     # -- one notifier ------------------------------------------------------------------------------
+    @property
+    def _lease(self) -> timedelta:
+        return self.config.settings.delivery.timeout * 2 + timedelta(seconds=30)
+
     def _serve(self, name: str) -> DeliveryReport:
         report = DeliveryReport()
         notifier = self.notifiers.get(name)
-        tried: set[int] = set()
         try:
             if notifier is not None and notifier.digest is not None:
                 self._digest(notifier, report)
             while True:
                 with self.sessions.begin() as s:
-                    now = clock.utcnow()
-                    rows = repo.claim_due(s, now, name, tried)
+                    rows = repo.claim_due(s, clock.utcnow(), name, self._lease)
                     if not rows:
                         break
                     d = rows[0]
-                    tried.add(d.id)
-                    self._one(s, d, notifier, report)
+                    delivery_id = d.id
+                    outcome = self._prepare(s, d, notifier)
+                    if isinstance(outcome, channels.SendResult):  # decided without sending
+                        self._finish(d, outcome, report, final=True)
+                        continue
+                    if outcome is None:                           # skipped
+                        continue
+                assert notifier is not None
+                result = channels.send_bounded(notifier.url, outcome.title, outcome.body, outcome.format,
+                                               self.config.settings.delivery.timeout.total_seconds())
+                with self.sessions.begin() as s:
+                    row = s.get(Delivery, delivery_id)
+                    if row is not None:
+                        self._finish(row, result, report)
         except Exception:  # a bug or a database outage: the rows stay due and are retried next pass
             log.exception("delivery to notifier=%s crashed; its outbox is intact", name)
         return report
 
-    def _one(self, s: Session, d: Delivery, notifier: NotifierConfig | None, report: DeliveryReport) -> None:
+    def _prepare(self, s: Session, d: Delivery, notifier: NotifierConfig | None
+                 ) -> Message | channels.SendResult | None:
+        """The message to send for ``d``; or a final failure; or None when it is skipped."""
         now = clock.utcnow()
         if notifier is None or not notifier.enabled:
-            self._finish(d, channels.SendResult(False, f"notifier {d.notifier!r} is not configured or is disabled"),
-                         report, final=True)
-            return
-        if d.kind == "reminder" and now - (clock.as_utc(d.next_attempt) or now) > REMINDER_GRACE and d.attempts == 0:
-            d.status, d.last_error = "skipped", "too late: the reminder's time passed while nothing was running"
-            return
+            return channels.SendResult(False, f"notifier {d.notifier!r} is not configured or is disabled")
+        scheduled = d.created_at if d.kind != "reminder" else (d.payload or {}).get("at")
+        if d.kind == "reminder" and d.attempts == 0 and scheduled:
+            late = now - datetime.fromisoformat(str(scheduled))
+            if late > REMINDER_GRACE:
+                d.status, d.last_error = "skipped", "too late: the reminder's time passed while nothing was running"
+                return None
         message = self._message(s, d, notifier)
         if message is None:
-            self._finish(d, channels.SendResult(False, "the change of this delivery no longer exists"), report,
-                         final=True)
-            return
-        result = channels.send_bounded(notifier.url, message.title, message.body, message.format,
-                                       self.config.settings.delivery.timeout.total_seconds())
-        self._finish(d, result, report)
+            return channels.SendResult(False, "the change of this delivery no longer exists")
+        return message
 
     def _format(self, notifier: NotifierConfig) -> tuple[str, int | None]:
         channel = channels.describe(notifier.url)
@@ -131,9 +144,10 @@ class Dispatcher:
     def _digest(self, notifier: NotifierConfig, report: DeliveryReport) -> None:
         """All alerts and updates due for a digest notifier go out as one message."""
         with self.sessions.begin() as s:
-            rows = repo.claim_due(s, clock.utcnow(), notifier.name, set(), limit=500, kinds=("alert", "update"))
+            rows = repo.claim_due(s, clock.utcnow(), notifier.name, self._lease, limit=500, kinds=("alert", "update"))
             if not rows:
                 return
+            ids = [d.id for d in rows]
             items = []
             for d in rows:
                 change = repo.get_change(s, d.change_id) if d.change_id is not None else None
@@ -141,10 +155,13 @@ class Dispatcher:
                     items.append((d.kind, change))
             fmt, budget = self._format(notifier)
             message = self.renderer.render("digest", notifier.lang, fmt, clock.now(), items=items, budget=budget)
-            result = channels.send_bounded(notifier.url, message.title, message.body, message.format,
-                                           self.config.settings.delivery.timeout.total_seconds())
-            for d in rows:
-                self._finish(d, result, report)
+        result = channels.send_bounded(notifier.url, message.title, message.body, message.format,
+                                       self.config.settings.delivery.timeout.total_seconds())
+        with self.sessions.begin() as s:
+            for delivery_id in ids:
+                row = s.get(Delivery, delivery_id)
+                if row is not None:
+                    self._finish(row, result, report)
 
     def _finish(self, d: Delivery, result: channels.SendResult, report: DeliveryReport, final: bool = False) -> None:
         now = clock.utcnow()

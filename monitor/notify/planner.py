@@ -112,7 +112,8 @@ class Planner:
             if when <= now:
                 continue  # its time had passed when the change was found: skipped, never sent late
             key = f"{offset.days}d@{change.effective_date}"
-            session.add(_row(change.id, n.name, "reminder", key, when, now, {"days_before": offset.days}))
+            session.add(_row(change.id, n.name, "reminder", key, when, now,
+                             {"days_before": offset.days, "at": when.isoformat()}))
 
     # -- sources -----------------------------------------------------------------------------------
     def on_source_failed(self, session: Session, source: Source, now: datetime) -> None:

@@ -62,6 +62,21 @@ class Source(Base):
     entries: Mapped[list[Entry]] = relationship(back_populates="source")
 
 
+class PageVersion(Base):
+    """One stored version of a watched page (its stable text), so changes can be diffed and shown."""
+
+    __tablename__ = "page_versions"
+    __table_args__ = (Index("ix_page_versions_source", "source_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    fetched_at: Mapped[datetime]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"))
+
+
 class Entry(Base):
     """One item a source yielded, stored once however often the source repeats it."""
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.clock import as_utc
 from monitor.config import SourceConfig
 from monitor.extract.model import PolicyChange
 from monitor.sources.feeds import FeedItem, canonical_url
-from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Mention, Source
+from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Mention, PageVersion, Source
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -50,14 +50,17 @@ def record_success(session: Session, source: Source, now: datetime, interval: ti
 
 
 def record_failure(session: Session, source: Source, now: datetime, error: str, interval: timedelta,
-                   max_backoff: timedelta) -> timedelta:
-    """Back off exponentially (interval, 2x, 4x ... up to ``max_backoff``) but never give up."""
+                   max_backoff: timedelta, retry_after: float | None = None) -> timedelta:
+    """Back off exponentially (interval, 2x, 4x ... up to ``max_backoff``) but never give up; a server's
+    Retry-After is honoured when it asks for longer."""
     source.status = "failing"
     source.last_polled = now
     source.last_error = error
     source.failures = (source.failures or 0) + 1
     source.failing_since = source.failing_since or now
     delay = min(interval * (2 ** min(source.failures - 1, 20)), max(max_backoff, interval))
+    if retry_after:
+        delay = max(delay, timedelta(seconds=retry_after))
     source.next_poll = now + delay
     return delay
 
@@ -66,18 +69,43 @@ def list_sources(session: Session) -> Sequence[Source]:
     return session.scalars(select(Source).order_by(Source.name)).all()
 
 
+def last_version(session: Session, source: Source) -> PageVersion | None:
+    return session.scalars(select(PageVersion).where(PageVersion.source_id == source.id)
+                           .order_by(PageVersion.id.desc()).limit(1)).first()
+
+
+def add_version(session: Session, source: Source, now: datetime, digest: str, title: str, text: str) -> PageVersion:
+    version = PageVersion(source_id=source.id, fetched_at=now, content_hash=digest, title=title, text=text)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def versions(session: Session, source: Source) -> Sequence[PageVersion]:
+    return session.scalars(select(PageVersion).where(PageVersion.source_id == source.id)
+                           .order_by(PageVersion.id)).all()
+
+
 # -- entries ---------------------------------------------------------------------------------------
+def _identity(source: Source, item: FeedItem) -> Select[tuple[int]]:
+    canon = canonical_url(item.url)
+    clauses = [Entry.guid == item.guid, Entry.content_hash == item.content_hash]
+    if canon:
+        clauses.append(Entry.canonical_url == canon)
+    return select(Entry.id).where(Entry.source_id == source.id, or_(*clauses)).limit(1)
+
+
+def known_item(session: Session, source: Source, item: FeedItem) -> bool:
+    return session.scalar(_identity(source, item)) is not None
+
+
 def add_entry(session: Session, source: Source, item: FeedItem, lang: str | None, now: datetime) -> Entry | None:
     """Store an item once: known by GUID, or (a feed that changed its GUIDs) by canonical URL or by
     identical content, under the same source. Returns None for an item already stored."""
+    if session.scalar(_identity(source, item)) is not None:
+        return None
     canon = canonical_url(item.url)
     digest = item.content_hash
-    clauses = [Entry.guid == item.guid, Entry.content_hash == digest]
-    if canon:
-        clauses.append(Entry.canonical_url == canon)
-    known = session.scalar(select(Entry.id).where(Entry.source_id == source.id, or_(*clauses)).limit(1))
-    if known is not None:
-        return None
     entry = Entry(source=source, guid=item.guid, url=item.url, canonical_url=canon[:1024] if canon else None,
                   content_hash=digest, title=item.title, published=item.published, lang=lang, body=item.body,
                   discovered_at=now, changes_found=0)
@@ -161,6 +189,10 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     (a moved date, a reversal) whose history is kept. Runs in the caller's transaction with the entry
     and the outbox rows the caller plans, so all of it is committed together or not at all."""
     reported = as_utc(entry.published) or now
+    if session.get_bind().dialect.name == "postgresql":
+        # Two pollers finding the same change at once must not both create it: serialise the
+        # identity check per platform (SQLite serialises every write transaction already).
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "change:" + found.platform})
     candidates = session.scalars(
         select(Change).where(Change.platform == found.platform).order_by(Change.first_seen.desc(), Change.id.desc())
         .with_for_update()
@@ -276,18 +308,21 @@ def due_notifiers(session: Session, now: datetime) -> list[str]:
                                 .distinct()))
 
 
-def claim_due(session: Session, now: datetime, notifier: str, exclude: set[int], limit: int = 1,
+def claim_due(session: Session, now: datetime, notifier: str, lease: timedelta, limit: int = 1,
               kinds: Sequence[str] | None = None) -> list[Delivery]:
-    """The next deliveries due for one notifier, locked so that another worker sharing PostgreSQL
-    skips them (SELECT … FOR UPDATE SKIP LOCKED, as miniflux claims its jobs)."""
+    """Lease the next deliveries due for one notifier: rows are locked with SKIP LOCKED (as miniflux
+    claims its jobs) and their next attempt moved past the lease, then the caller commits and sends
+    outside any transaction. Another worker skips them; a worker that dies mid-send leaves them due
+    again when the lease ends."""
     stmt = (select(Delivery).where(Delivery.status.in_(DUE), Delivery.next_attempt <= now,
                                    Delivery.notifier == notifier)
             .order_by(Delivery.next_attempt, Delivery.id).limit(limit).with_for_update(skip_locked=True))
     if kinds:
         stmt = stmt.where(Delivery.kind.in_(kinds))
-    if exclude:
-        stmt = stmt.where(Delivery.id.not_in(exclude))
-    return list(session.scalars(stmt))
+    rows = list(session.scalars(stmt))
+    for d in rows:
+        d.next_attempt = now + lease
+    return rows
 
 
 def mark_sent(delivery: Delivery, now: datetime) -> None:
