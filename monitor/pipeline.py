@@ -84,23 +84,21 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
 def _store(app: App, cfg: SourceConfig, items: list[FeedItem]) -> tuple[int, int]:
     """Store the items not seen before (following them first when asked), extract, record changes."""
     with app.sessions() as s:
-        src = repo.get_source(s, cfg.name)
-        fresh = [it for it in items if not repo.known_item(s, src, it)]
+        fresh = repo.new_items(s, repo.get_source(s, cfg.name), items)
     if cfg.follow and cfg.kind != "page":
         fresh = [_follow(app, cfg, it) for it in fresh]
     if not fresh:
         return 0, 0
     lang = None if cfg.lang == "auto" else cfg.lang
     events: list[object] = []
-    new_entries = changes = 0
+    changes = 0
     with app.sessions.begin() as s:
         src = repo.get_source(s, cfg.name)
         now = clock.utcnow()
-        for item in fresh:
-            entry = repo.add_entry(s, src, item, lang, now)
-            if entry is None:
-                continue  # the same item twice in one document
-            new_entries += 1
+        fresh = repo.new_items(s, src, fresh)  # another worker may have stored some meanwhile
+        entries = repo.add_entries(s, src, fresh, lang, now)
+        found_by_entry = []
+        for item, entry in zip(fresh, entries):
             events.append(EntryDiscovered(cfg.name, entry.id, entry.title))
             article = Article(id=str(entry.id), title=item.title, body=item.body, published=item.published,
                               lang=lang, url=item.url, platform_hint=cfg.platform)
@@ -110,6 +108,9 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem]) -> tuple[int, int
                 log.exception("source=%s extractor failed on entry %r; entry kept", cfg.name, item.title)
                 found = []
             entry.changes_found = len(found)
+            found_by_entry.append((entry, found))
+        repo.lock_platforms(s, {f.platform for _e, found in found_by_entry for f in found})
+        for entry, found in found_by_entry:
             for f in found:
                 rec = repo.record_change(s, entry, f, now)
                 app.planner.on_recorded(s, rec, now)
@@ -121,6 +122,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem]) -> tuple[int, int
                                                 rec.event.new_value))
                 elif rec.new_mention:
                     events.append(ChangeCorroborated(cfg.name, rec.change.id, entry.id))
+        new_entries = len(entries)
     for e in events:
         app.bus.publish(e)
     return new_entries, changes

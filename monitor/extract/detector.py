@@ -66,13 +66,24 @@ def _local_date(published: datetime | None, tz: str | None) -> date | None:
     return published.astimezone(ZoneInfo(tz)).date() if tz else published.date()
 
 
-@dataclass
 class _Context:
-    """What the sentences of one article share: its dominant platform and its dates."""
+    """What the sentences of one article share; its dominant platform is worked out only when a
+    sentence needs it (most articles have no candidate sentence at all)."""
 
-    article: Article
-    main_platform: str | None
-    title_dates: list[dates.FoundDate]
+    def __init__(self, article: Article, sentences: list[str], has_title: bool, extractor: "Extractor") -> None:
+        self.article = article
+        self._sentences = sentences
+        self._has_title = has_title
+        self._extractor = extractor
+        self._main: str | None = None
+        self._main_done = False
+
+    @property
+    def main_platform(self) -> str | None:
+        if not self._main_done:
+            self._main = self._extractor._main_platform(self._sentences, self._has_title)
+            self._main_done = True
+        return self._main
 
 
 class Extractor:
@@ -90,7 +101,7 @@ class Extractor:
         raw_sentences = [article.title.strip()] if title else []
         raw_sentences += text.sentences(body)
         simple = [text.to_simplified(s) for s in raw_sentences]
-        ctx = _Context(article, self._main_platform(simple, bool(title)), [])
+        ctx = _Context(article, simple, bool(title), self)
         by_platform: dict[str, list[PolicyChange]] = {}
         for i, sentence in enumerate(simple):
             previous = simple[i - 1] if i > 0 else None

@@ -87,31 +87,50 @@ def versions(session: Session, source: Source) -> Sequence[PageVersion]:
 
 
 # -- entries ---------------------------------------------------------------------------------------
-def _identity(source: Source, item: FeedItem) -> Select[tuple[int]]:
-    canon = canonical_url(item.url)
-    clauses = [Entry.guid == item.guid, Entry.content_hash == item.content_hash]
-    if canon:
-        clauses.append(Entry.canonical_url == canon)
-    return select(Entry.id).where(Entry.source_id == source.id, or_(*clauses)).limit(1)
+def new_items(session: Session, source: Source, items: Sequence[FeedItem]) -> list[FeedItem]:
+    """The items not stored yet under this source: known neither by GUID, nor (a feed that changed
+    its GUIDs) by canonical URL, nor by identical content. Also drops repeats within ``items``."""
+    if not items:
+        return []
+    guids = {it.guid for it in items}
+    canons = {c for it in items if (c := canonical_url(it.url))}
+    hashes = {it.content_hash for it in items}
+    known_g: set[str] = set()
+    known_c: set[str] = set()
+    known_h: set[str] = set()
+    for g, c, h in session.execute(select(Entry.guid, Entry.canonical_url, Entry.content_hash).where(
+            Entry.source_id == source.id,
+            or_(Entry.guid.in_(guids), Entry.canonical_url.in_(canons), Entry.content_hash.in_(hashes)))):
+        known_g.add(g)
+        known_h.add(h)
+        if c:
+            known_c.add(c)
+    out = []
+    for it in items:
+        canon = canonical_url(it.url)
+        if it.guid in known_g or it.content_hash in known_h or (canon and canon in known_c):
+            continue
+        out.append(it)
+        known_g.add(it.guid)
+        known_h.add(it.content_hash)
+        if canon:
+            known_c.add(canon)
+    return out
 
 
-def known_item(session: Session, source: Source, item: FeedItem) -> bool:
-    return session.scalar(_identity(source, item)) is not None
-
-
-def add_entry(session: Session, source: Source, item: FeedItem, lang: str | None, now: datetime) -> Entry | None:
-    """Store an item once: known by GUID, or (a feed that changed its GUIDs) by canonical URL or by
-    identical content, under the same source. Returns None for an item already stored."""
-    if session.scalar(_identity(source, item)) is not None:
-        return None
-    canon = canonical_url(item.url)
-    digest = item.content_hash
-    entry = Entry(source=source, guid=item.guid, url=item.url, canonical_url=canon[:1024] if canon else None,
-                  content_hash=digest, title=item.title, published=item.published, lang=lang, body=item.body,
-                  discovered_at=now, changes_found=0)
-    session.add(entry)
+def add_entries(session: Session, source: Source, items: Sequence[FeedItem], lang: str | None,
+                now: datetime) -> list[Entry]:
+    """Store items already known to be new (see ``new_items``), in one flush."""
+    entries = []
+    for item in items:
+        canon = canonical_url(item.url)
+        entries.append(Entry(source=source, guid=item.guid, url=item.url,
+                             canonical_url=canon[:1024] if canon else None, content_hash=item.content_hash,
+                             title=item.title, published=item.published, lang=lang, body=item.body,
+                             discovered_at=now, changes_found=0))
+    session.add_all(entries)
     session.flush()
-    return entry
+    return entries
 
 
 def list_entries(session: Session, source: str | None = None, limit: int = 50) -> Sequence[Entry]:
@@ -169,6 +188,23 @@ def _reverses(row: Change, found: PolicyChange, reported: datetime) -> bool:
     return first <= reported <= first + REVERSAL_WINDOW
 
 
+def lock_platforms(session: Session, platforms: Iterable[str]) -> None:
+    """Serialise the change-identity check per platform, so two pollers finding the same change at
+    once cannot both create it. On PostgreSQL, transaction-scoped advisory locks taken in sorted
+    order (a transaction that records several platforms locks them all up front, in one order, so
+    two such transactions cannot deadlock); SQLite serialises every write transaction already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held: set[str] = session.info.setdefault("platform_locks", set())
+    wanted = sorted(set(platforms) - held)
+    if held and wanted and wanted[0] < max(held):
+        raise RuntimeError(f"platform locks out of order: holding {sorted(held)}, asked for {wanted}; "
+                           "lock every platform of the transaction first (lock_platforms)")
+    for p in wanted:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "change:" + p})
+        held.add(p)
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What one statement did to the change log."""
@@ -189,15 +225,12 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     (a moved date, a reversal) whose history is kept. Runs in the caller's transaction with the entry
     and the outbox rows the caller plans, so all of it is committed together or not at all."""
     reported = as_utc(entry.published) or now
-    if session.get_bind().dialect.name == "postgresql":
-        # Two pollers finding the same change at once must not both create it: serialise the
-        # identity check per platform (SQLite serialises every write transaction already).
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "change:" + found.platform})
+    lock_platforms(session, [found.platform])
     candidates = session.scalars(
         select(Change).where(Change.platform == found.platform).order_by(Change.first_seen.desc(), Change.id.desc())
         .with_for_update()
     ).all()
-    existing_mention = {c.id for c in candidates if any(m.entry_id == entry.id for m in c.mentions)}
+    existing_mention = set(session.scalars(select(Mention.change_id).where(Mention.entry_id == entry.id)))
 
     def mention(change: Change) -> bool:
         if change.id in existing_mention:
@@ -227,8 +260,7 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
                 row.effective_date = found.effective_date
                 session.flush()
                 return Recorded(row, "date_set", added, ev)
-            session.flush()
-            return Recorded(row, "corroborated" if added else "known", added)
+            return Recorded(row, "corroborated" if added else "known", added)  # flushed at commit
     for row in candidates:
         if row.id in existing_mention:
             continue  # re-extraction of an entry already counted: never an update of its own change
