@@ -43,7 +43,7 @@ class App:
 
     @cached_property
     def lexicon(self) -> Lexicon:
-        return load_lexicon(self.config.settings.extract.lexicon)
+        return load_lexicon(self.config.relative(self.config.settings.extract.lexicon))
 
     @cached_property
     def extractor(self) -> Extractor:
@@ -51,7 +51,7 @@ class App:
 
     @cached_property
     def renderer(self) -> Renderer:
-        return Renderer(self.lexicon, self.config.settings.templates.dir)
+        return Renderer(self.lexicon, self.config.relative(self.config.settings.templates.dir))
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

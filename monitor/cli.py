@@ -293,7 +293,8 @@ def extract(input_path: str, output_path: str, lexicon_path: str | None, config_
     from monitor.extract.records import RecordError, read_articles, write_result
 
     if lexicon_path is None and (config_path or _default_config_exists()):
-        lexicon_path = _config(config_path).settings.extract.lexicon
+        cfg = _config(config_path)
+        lexicon_path = cfg.relative(cfg.settings.extract.lexicon)
     try:
         extractor = Extractor(load_lexicon(lexicon_path))
     except LexiconError as exc:
@@ -361,6 +362,28 @@ def _default_config_exists() -> bool:
     from monitor.config import resolve_path
 
     return resolve_path(None).exists()
+
+
+@main.command()
+@config_option
+@click.option("--since", callback=_day, help="Only entries stored on or after DATE.")
+@guard
+def reextract(config_path: str | None, since: date | None) -> None:
+    """Re-run the current extractor and lexicon over stored entries; known changes update silently,
+    new ones alert only while their date is ahead or recent (extract.alert_window)."""
+    _setup_logging(False, quiet=True)
+    from monitor.reextract import reextract as run_reextract
+
+    app = _app(config_path)
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"\rre-extracted {done}/{total} entries", err=True, nl=done >= total)
+
+    r = run_reextract(app, since, progress)
+    click.echo(f"{r.entries} entries re-extracted: {r.with_changes} report a change; {r.new_changes} new "
+               f"change{'s' if r.new_changes != 1 else ''}, {r.new_mentions} new mentions of known changes, "
+               f"{r.updated} known changes updated")
+    app.close()
 
 
 @main.command()

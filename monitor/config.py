@@ -256,6 +256,13 @@ class Config:
     def database_url(self) -> str:
         return self.settings.storage.url
 
+    def relative(self, path: str | None) -> str | None:
+        """Paths in the config (lexicon, templates) are relative to the config file's folder."""
+        if not path:
+            return None
+        p = Path(path)
+        return str(p if p.is_absolute() else self.path.parent / p)
+
     def source(self, name: str) -> SourceConfig:
         for s in self.settings.sources:
             if s.name == name:

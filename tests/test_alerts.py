@@ -239,3 +239,36 @@ def test_notify_test_sends_a_sample_from_a_stored_change(sqlite_project: Project
     assert out.startswith("chat: ok")
     [msg] = messages(http)
     assert "This is a test" in msg and "Pinduoduo" in msg and json.dumps("x")
+
+
+def test_reextract_finds_changes_silently_updates_and_alerts_only_recent(sqlite_project: Project,
+                                                                         http: HTTPServer) -> None:
+    import re
+
+    from monitor.extract.lexicon import BUILTIN
+
+    weak = re.sub(r'"无法", |"下架", |"禁止", ', "", BUILTIN.read_text(encoding="utf-8"))
+    (sqlite_project.dir / "weak.toml").write_text(weak, encoding="utf-8")
+    old_item = dict(KS_ITEM, title="快手禁止淘宝链接（旧闻）", link="http://news.example.org/2021/old.html",
+                    published=datetime.fromisoformat("2021-01-05T03:00:00+00:00"),
+                    body="<p>快手电商宣布，1月10日起无法在快手直播间发布淘宝商品链接。</p>")
+    http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM, old_item]))
+    sqlite_project.write_config([{"name": "news", "url": http.url("/feed.xml")}],
+                                [{"name": "chat", "url": hook(http), "lang": "en"}],
+                                extra='[extract]\nlexicon = "weak.toml"\n')
+    sqlite_project.run("once", now="2023-04-10T12:00:00+08:00", check=0)
+    assert sqlite_project.json("changes") == [] and messages(http) == []
+
+    sqlite_project.config.write_text(sqlite_project.config.read_text().replace('lexicon = "weak.toml"\n', ""))
+    out = sqlite_project.run("reextract", now="2023-04-10T12:05:00+08:00", check=0)
+    assert "2 entries re-extracted: 2 report a change; 2 new changes" in out.stdout
+    assert "re-extracted 2/2 entries" in out.stderr
+    sqlite_project.run("once", now="2023-04-10T12:06:00+08:00", check=0)
+    [msg] = messages(http)                         # the 2021 change is recorded but is not news
+    assert "Douyin" in msg and "found on re-extraction" in msg
+    assert {c["platform"] for c in sqlite_project.json("changes")} == {"douyin", "kuaishou"}
+
+    again = sqlite_project.run("reextract", now="2023-04-10T12:10:00+08:00", check=0)
+    assert "0 new changes, 0 new mentions" in again.stdout
+    sqlite_project.run("once", now="2023-04-10T12:11:00+08:00", check=0)
+    assert len(messages(http)) == 1                # an extractor re-run is not news
