@@ -39,6 +39,7 @@ _LATIN_START = re.compile(r"^\W*[A-Za-z]")
 _QUESTION = re.compile(r"[？?]\s*$")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[•·▪●◦\-*–]|\d{1,2}[.、)]|[（(]?[一二三四五六七八九十]+[、)）])\s*")
 _DEFAULT_TYPE_BY_TARGET = {
     "taobao": "affiliate", "jd": "affiliate", "pinduoduo": "affiliate", "tmall": "third_party_product",
 }
@@ -103,10 +104,14 @@ class Extractor:
         simple = [text.to_simplified(s) for s in raw_sentences]
         ctx = _Context(article, simple, bool(title), self)
         by_platform: dict[str, list[PolicyChange]] = {}
+        intro: str | None = None  # the sentence introducing the list the current sentence is in
         for i, sentence in enumerate(simple):
-            previous = simple[i - 1] if i > 0 else None
+            if i > 0 and _LIST_INTRO.search(simple[i - 1]):
+                intro = simple[i - 1]
+            elif not _LIST_ITEM.match(sentence):
+                intro = None
             change = self._from_sentence(sentence, raw_sentences[i], ctx, is_title=(i == 0 and bool(title)),
-                                         previous=previous)
+                                         previous=intro)
             if change is not None:
                 if not change.extra.get("marked") and not (i == 0 and title):
                     change = self._date_nearby(change, simple, i, ctx)
