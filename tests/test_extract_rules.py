@@ -136,3 +136,20 @@ def test_eval_matches_reference_scorer(shared: Path, tmp_path: Path) -> None:
         assert report.figures[key] == reference[key], key
     # A floor under today's figures, so that a regression shows; the targets are higher.
     assert report.figures["f1"] >= 0.80 and report.figures["platform_acc"] >= 0.95
+
+
+def test_date_of_a_list_comes_from_its_introduction() -> None:
+    [change] = _one("Program policy – what's changed",
+                    "<p>We will make the following updates to the program policies effective March 5, 2024:</p>"
+                    "<ul><li>We have clarified the definition of offline promotions.</li>"
+                    "<li>We have clarified that Amazon Associates may not post Special Links in email.</li></ul>",
+                    published=None)
+    assert change.platform == "amazon" and change.effective_date == date(2024, 3, 5)
+
+
+def test_a_list_ends_where_ordinary_text_resumes() -> None:
+    [change] = _one("",
+                    "<p>Changes effective March 5, 2024:</p><ul><li>New reporting tools.</li></ul>"
+                    "<p>Separately, Amazon Associates can no longer post links in email newsletters.</p>",
+                    published=None)
+    assert change.effective_date is None

@@ -345,7 +345,7 @@ class Extractor:
             confidence -= 0.2
         return PolicyChange(
             platform=actor, action=action.cls, link_type=self._link_type(sentence, cue_sets, targets),
-            targets=tuple(targets), effective_date=eff, evidence=raw.strip(),
+            targets=tuple(targets), effective_date=eff, evidence=_LIST_ITEM.sub("", raw.strip(), count=1),
             confidence=round(min(max(confidence, 0.05), 0.95), 3),
             extra={"title": is_title, "marked": bool(when and when.marked)},
         )

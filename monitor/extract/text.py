@@ -47,7 +47,8 @@ def html_to_text(body: str) -> str:
         if el.getparent() is not None:
             el.drop_tree()
     for el in root.iter(*_BLOCK):
-        el.text = "\n" + (el.text or "")
+        # List items keep a bullet: a list's items are read with the sentence that introduces them.
+        el.text = ("\n• " if el.tag == "li" else "\n") + (el.text or "")
         el.tail = "\n" + (el.tail or "")
     return str(root.text_content())
 
@@ -67,7 +68,7 @@ def _html_to_text_bs4(body: str) -> str:
         if marks.strip() and BOILERPLATE_MARKS.search(marks):
             tag.decompose()
     for tag in soup.find_all(_BLOCK):
-        tag.insert_before("\n")
+        tag.insert_before("\n• " if tag.name == "li" else "\n")
         tag.insert_after("\n")
     return soup.get_text()
 
