@@ -136,6 +136,13 @@ class TemplatesConfig(_Strict):
     dir: str | None = None
 
 
+def _check_name(value: str, example: str) -> str:
+    """Source and notifier names appear in logs, commands and URLs: keep them plain."""
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r} must be 1-100 characters of a-z, 0-9 and '-' (e.g. {example})")
+    return value
+
+
 def _css(value: str) -> str:
     import soupsieve
 
@@ -170,12 +177,7 @@ class SourceConfig(_Strict):
     selector: Css | None = None                # page: the part of the page to watch
     ignore: list[Css] = Field(default_factory=list)  # page: parts to leave out (ads, counters)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be 1-100 characters of a-z, 0-9 and '-' (e.g. kuaishou-notices)")
-        return v
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v, "kuaishou-notices")))
 
     @field_validator("url")
     @classmethod
@@ -202,12 +204,7 @@ class NotifierConfig(_Strict):
     ops: bool = False
     enabled: bool = True
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be 1-100 characters of a-z, 0-9 and '-' (e.g. ops-mail)")
-        return v
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v, "ops-mail")))
 
     @field_validator("url")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from bs4 import BeautifulSoup
 from lxml import etree
@@ -57,16 +58,21 @@ def _marks(cls: str | None, ident: str | None) -> str:
     return f"{cls or ''} {ident or ''}".strip()
 
 
-def _html_to_text_bs4(body: str) -> str:
-    soup = BeautifulSoup(body, "lxml")
-    for tag in soup(_DROP):
-        tag.decompose()
-    for tag in soup.find_all(True):
+def strip_boilerplate(root: Any) -> None:
+    """Remove, in a BeautifulSoup tree, the elements whose class or id marks them as page furniture."""
+    for tag in root.find_all(True):
         if tag.decomposed:
             continue
         marks = " ".join(tag.get("class") or []) + " " + str(tag.get("id") or "")
         if marks.strip() and BOILERPLATE_MARKS.search(marks):
             tag.decompose()
+
+
+def _html_to_text_bs4(body: str) -> str:
+    soup = BeautifulSoup(body, "lxml")
+    for tag in soup(_DROP):
+        tag.decompose()
+    strip_boilerplate(soup)
     for tag in soup.find_all(_BLOCK):
         tag.insert_before("\n• " if tag.name == "li" else "\n")
         tag.insert_after("\n")

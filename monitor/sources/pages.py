@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup, Tag
 
 from monitor.extract import dates
-from monitor.extract.text import BOILERPLATE_MARKS
+from monitor.extract.text import strip_boilerplate
 from monitor.sources.feeds import FeedItem, canonical_url
 
 DEFAULT_ITEM = "article, li, tr, .item, .list-item, .news-item, dd"
@@ -131,12 +131,7 @@ def watched_text(html: str, selector: str | None, ignore: list[str]) -> str:
     for css in ignore:
         for tag in root.select(css):
             tag.decompose()
-    for tag in root.find_all(True):
-        if tag.decomposed:
-            continue
-        marks = " ".join(tag.get("class") or []) + " " + str(tag.get("id") or "")
-        if marks.strip() and BOILERPLATE_MARKS.search(marks):
-            tag.decompose()
+    strip_boilerplate(root)
     for tag in root.find_all(["p", "div", "li", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section",
                               "article", "dd", "dt", "blockquote", "pre"]):
         tag.insert_before("\n")
