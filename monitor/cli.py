@@ -158,6 +158,9 @@ def change_record(c: Any) -> dict[str, Any]:
         "id": c.id, "platform": c.platform, "targets": list(c.targets or []), "action": c.action,
         "link_type": c.link_type, "effective_date": iso(c.effective_date), "evidence": c.evidence,
         "confidence": round(c.confidence, 3), "first_seen": iso(c.first_seen), "sources": sources,
+        "status": c.status, "found_by": c.found_by,
+        "history": [{"at": iso(h.at), "what": h.kind, "old": h.old_value, "new": h.new_value,
+                     "evidence": h.evidence} for h in c.history],
     }
 
 
@@ -189,8 +192,10 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
     if fmt != "json":
         for r in rows:
             r["sources"] = [x["source"] for x in r["sources"]]
+            r.pop("history")
             r.pop("mentions") if fmt == "csv" else None
-    cols = ["id", "platform", "action", "targets", "link_type", "effective_date", "first_seen", "confidence"]
+    cols = ["id", "platform", "action", "targets", "link_type", "effective_date", "status", "first_seen",
+            "confidence"]
     cols += ["mentions"] if fmt == "table" else ["sources", "evidence"]
     if fmt == "json":
         for r in rows:

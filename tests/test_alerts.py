@@ -100,12 +100,15 @@ def test_date_moved_then_reversed(project: Project, http: HTTPServer) -> None:
             by_status[d["status"]] = by_status.get(d["status"], 0) + 1
     assert by_status == {"cancelled": 3, "pending": 3}
 
+    assert [(h["what"], h["old"], h["new"]) for h in change["history"]] == [("date_moved", "2023-04-20", "2023-05-01")]
+
     reversed_ = dict(KS_ITEM, title="快手恢复淘宝链接", link="http://news.example.org/2023/04/reversed.html",
                      published=datetime.fromisoformat("2023-04-14T03:00:00+00:00"),
                      body="<p>快手电商宣布撤回此前规定，即日起恢复允许在快手直播间发布淘宝商品链接。</p>")
     http.routes["/a.xml"] = Route(rss([KS_ITEM, moved, reversed_]))
     project.run("once", now="2023-04-14T12:00:00+08:00", check=0)
-    assert len(project.json("changes")) == 1
+    [change] = project.json("changes")
+    assert change["status"] == "reversed" and [h["what"] for h in change["history"]] == ["date_moved", "reversed"]
     msgs = messages(http)
     assert len(msgs) == 3 and "撤回" in msgs[2]
     assert all(d["status"] == "cancelled" for d in project.json("deliveries") if d["kind"] == "reminder")

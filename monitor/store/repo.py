@@ -299,7 +299,8 @@ class ChangeFilter:
 
 def list_changes(session: Session, f: ChangeFilter = ChangeFilter()) -> list[Change]:
     stmt: Select[tuple[Change]] = select(Change).options(
-        selectinload(Change.mentions).selectinload(Mention.entry).selectinload(Entry.source))
+        selectinload(Change.mentions).selectinload(Mention.entry).selectinload(Entry.source),
+        selectinload(Change.history))
     if f.platform:
         stmt = stmt.where(Change.platform == f.platform)
     if f.action:
