@@ -34,6 +34,16 @@ def write(tmp_path: Path, text: str) -> Path:
      "notify[0].min_confidence", "less than or equal to 1"),
     ("[storage]\nurl = 5\n", "storage.url", "valid string"),
     ("[fetch]\nmax_bytes = -1\n", "fetch.max_bytes", "greater than 0"),
+    ('[fetch]\nproxy = "127.0.0.1:3128"\n', "fetch.proxy", "not a proxy URL"),
+    ('[reminders]\nat = "9am"\n', "reminders.at", "not a time of day"),
+    ('[reminders]\noffsets = ["1d", "soon"]\n', "reminders.offsets[1]", "not a duration"),
+    (GOOD_SOURCE + 'kind = "page"\nselector = "div[["\n', "sources[0].selector", "not a CSS selector"),
+    (GOOD_SOURCE + 'ignore = [".ad", "##"]\n', "sources[0].ignore[1]", "not a CSS selector"),
+    (GOOD_SOURCE + '[[notify]]\nname = "m"\nurl = "json://127.0.0.1:9/"\nactions = ["block"]\n',
+     "notify[0].actions[0]", "'ban'"),
+    (GOOD_SOURCE + '[[notify]]\nname = "m"\nurl = "json://127.0.0.1:9/"\nlang = "fr"\n', "notify[0].lang", "'zh'"),
+    (GOOD_SOURCE + '[[notify]]\nname = "m"\nurl = "json://127.0.0.1:9/"\ndigest = "daily"\n', "notify[0].digest",
+     "not a duration"),
 ])
 def test_each_mistake_names_its_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     path = write(tmp_path, text)
