@@ -153,3 +153,8 @@ def test_a_list_ends_where_ordinary_text_resumes() -> None:
                     "<p>Separately, Amazon Associates can no longer post links in email newsletters.</p>",
                     published=None)
     assert change.effective_date is None
+
+
+def test_a_platform_acting_on_its_own_links() -> None:
+    [change] = _one("", "<p>使用 Google 网址缩短器构建的链接在 2025 年 8 月 25 日之后将不再返回响应。</p>", published=None)
+    assert change.platform == "google" and change.effective_date == date(2025, 8, 25) and change.targets == ()

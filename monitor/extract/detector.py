@@ -268,6 +268,10 @@ class Extractor:
             return others[0][1][0], True
         if ctx.main_platform and ctx.main_platform not in target_ids:
             return ctx.main_platform, False
+        if len(target_ids) == 1:
+            # The only platform named is the one whose links change, and nobody else acts on them:
+            # it acts on its own links ("Google 网址缩短器…链接…将不再返回响应").
+            return next(iter(target_ids)), True
         return None, False
 
     def _link_type(self, sentence: str, cue_sets: list[Cues], targets: list[str]) -> str:
