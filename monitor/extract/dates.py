@@ -28,7 +28,8 @@ _ZH_FULL = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ISO = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
 _ZH_REL_YEAR = re.compile(r"(明年|今年|去年)\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ZH_MD = re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
-_ZH_TODAY = re.compile(r"即日起|即日开始|今日起|今天起|即刻起|立即生效|即时生效|从今天开始|今日开始|今天|今日|从现在开始")
+_ZH_TODAY = re.compile(r"即日起|即日开始|今日起|今天起|即刻起|立即生效|即时生效|从今天开始|今日开始|从现在开始")
+_ZH_TODAY_BARE = re.compile(r"今天|今日(?!头条)")  # 今日头条 is a product, not a day
 _ZH_YESTERDAY = re.compile(r"昨天|昨日")
 _ZH_TOMORROW = re.compile(r"明日起|明天起|明天开始")
 _ZH_WEEKDAY = re.compile(r"(?<![下上本这])(?:周|星期|礼拜)([一二三四五六日天])")
@@ -124,6 +125,8 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         add(m, _nearest_year(int(m[1]), int(m[2]), ref, lean), _marked_zh(text, m.end()), False)
     for m in _ZH_TODAY.finditer(text):
         add(m, ref, True, False)
+    for m in _ZH_TODAY_BARE.finditer(text):
+        add(m, ref, False, False)
     for m in _ZH_YESTERDAY.finditer(text):
         add(m, ref - timedelta(days=1), _marked_zh(text, m.end()), False)
     for m in _ZH_TOMORROW.finditer(text):
