@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, func, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.clock import as_utc
@@ -226,10 +226,25 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     and the outbox rows the caller plans, so all of it is committed together or not at all."""
     reported = as_utc(entry.published) or now
     lock_platforms(session, [found.platform])
-    candidates = session.scalars(
-        select(Change).where(Change.platform == found.platform).order_by(Change.first_seen.desc(), Change.id.desc())
-        .with_for_update()
-    ).all()
+    # Only rows that could match, so the cost does not grow with the platform's whole history:
+    # first the same action with a date that agrees or is unknown (the common case: another report
+    # of a known change); only when none fits, a close date that may have moved or the opposite
+    # action that may reverse it.
+    base = select(Change).where(Change.platform == found.platform).order_by(Change.first_seen.desc(),
+                                                                               Change.id.desc())
+    same = Change.action == found.action
+    if found.effective_date is not None:
+        same = and_(same, or_(Change.effective_date.is_(None), Change.effective_date == found.effective_date))
+    candidates = list(session.scalars(base.where(same).with_for_update()))
+    if not any(_compatible(c, found) for c in candidates):
+        near = Change.action == found.action
+        if found.effective_date is not None:
+            d = found.effective_date
+            near = and_(near, Change.effective_date.between(d - MOVE_WINDOW, d + MOVE_WINDOW))
+        opposite = and_(Change.action.in_(sorted(_OPPOSITE.get(found.action, set()))), Change.status == "active",
+                        Change.first_seen >= reported - REVERSAL_WINDOW)
+        candidates += [c for c in session.scalars(base.where(or_(near, opposite)).with_for_update())
+                       if c not in candidates]
     existing_mention = set(session.scalars(select(Mention.change_id).where(Mention.entry_id == entry.id)))
 
     def mention(change: Change) -> bool:
