@@ -39,23 +39,23 @@ class Daemon:
         # A new change is delivered at once rather than at the next delivery tick.
         app.bus.subscribe(ChangeDetected, lambda _e: self.wake_delivery())
 
+    def _jitter(self, cfg: SourceConfig) -> timedelta:
+        return min(self.app.config.settings.daemon.jitter, cfg.interval / 4)
+
     def _poll_job(self, cfg: SourceConfig) -> None:
         if self.stopping.is_set():
             return
-        with self.app.sessions() as s:
-            due = repo.get_source(s, cfg.name).next_poll
-        due = clock.as_utc(due)
-        slack = self.app.config.settings.daemon.jitter + timedelta(seconds=1)
-        if due is not None and due > clock.utcnow() + slack and self._failing(cfg.name):
-            return  # backing off a failing source; the next run after next_poll retries it
+        # Claim the poll in the database: with several daemons sharing one PostgreSQL, only the first
+        # whose job fires polls the source; a failing source is skipped until its backoff ends.
+        slack = 2 * self._jitter(cfg) + timedelta(seconds=5)
+        with self.app.sessions.begin() as s:
+            claimed = repo.claim_poll(s, cfg.name, clock.utcnow(), slack, cfg.interval)
+        if not claimed:
+            return
         try:
             poll(self.app, cfg)
         except Exception:  # a bug, or the database gone: log, and let the next run try again
             log.exception("source=%s poll crashed", cfg.name)
-
-    def _failing(self, name: str) -> bool:
-        with self.app.sessions() as s:
-            return repo.get_source(s, name).status == "failing"
 
     def _deliver_job(self) -> None:
         try:
@@ -79,8 +79,7 @@ class Daemon:
             first = max(now, next_poll) if next_poll else now
             self.scheduler.add_job(
                 self._poll_job, "interval", args=[cfg], id=f"source:{cfg.name}", name=cfg.name,
-                seconds=cfg.interval.total_seconds(), jitter=int(min(settings.daemon.jitter, cfg.interval / 4)
-                                                                  .total_seconds()),
+                seconds=cfg.interval.total_seconds(), jitter=int(self._jitter(cfg).total_seconds()),
                 next_run_time=first,
             )
         self.scheduler.add_job(self._deliver_job, "interval", id="deliver", name="deliver",

@@ -68,3 +68,26 @@ def _deliveries(project: Project) -> list:  # type: ignore[type-arg]
 
     proc = project.run("deliveries", "--format", "json")
     return json.loads(proc.stdout) if proc.returncode == 0 else []
+
+
+def test_two_daemons_on_one_database_poll_and_alert_once(project: Project, http: HTTPServer,
+                                                         smtp: SMTPServer) -> None:
+    http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
+    project.write_config([{"name": "news", "url": http.url("/feed.xml"), "interval": "1h"}],
+                         [{"name": "ops-mail", "url": smtp.url}], extra='[daemon]\njitter = "1s"\n')
+    project.run("db", "upgrade", check=0)
+    daemons = [project.popen("run"), project.popen("run")]
+    try:
+        wait_for(lambda: len(smtp.messages) >= 1, timeout=60)
+        time.sleep(3)  # give the second daemon every chance to poll or deliver again
+        for d in daemons:
+            d.send_signal(signal.SIGTERM)
+        for d in daemons:
+            d.communicate(timeout=30)
+    finally:
+        for d in daemons:
+            if d.poll() is None:
+                d.kill()
+    assert [d.returncode for d in daemons] == [0, 0]
+    assert http.hits["/feed.xml"] == 1
+    assert len(smtp.messages) == 1

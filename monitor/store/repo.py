@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, and_, func, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.clock import as_utc
@@ -63,6 +63,17 @@ def record_failure(session: Session, source: Source, now: datetime, error: str, 
         delay = max(delay, timedelta(seconds=retry_after))
     source.next_poll = now + delay
     return delay
+
+
+def claim_poll(session: Session, name: str, now: datetime, slack: timedelta, interval: timedelta) -> bool:
+    """Take the next poll of a source if it is due (within ``slack``), atomically: the conditional
+    UPDATE succeeds for one worker only, which moves ``next_poll`` ahead; the poll itself then sets
+    the real next time (the interval on success, the backoff on failure)."""
+    result = session.execute(
+        update(Source).where(Source.name == name,
+                             or_(Source.next_poll.is_(None), Source.next_poll <= now + slack))
+        .values(next_poll=now + interval).execution_options(synchronize_session=False))
+    return bool(result.rowcount)
 
 
 def list_sources(session: Session) -> Sequence[Source]:
