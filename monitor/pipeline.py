@@ -2,7 +2,7 @@
 
 Idempotent: polling the same content twice stores nothing new, so any worker may run it again after
 a crash. The new entries of a poll are committed together with their changes and outbox rows in one
-transaction; the source's conditional-GET validators are saved only after that, so an interrupted
+transaction; the source's conditional-GET validators are saved in that same transaction, so an interrupted
 poll fetches the source again instead of skipping what it had not stored.
 """
 
@@ -74,20 +74,21 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
         log.debug("source=%s parse crash", cfg.name, exc_info=True)
         return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {exc}")
 
-    new_entries, changes = _store(app, cfg, items)
-    with app.sessions.begin() as s:
-        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
+    new_entries, changes = _store(app, cfg, items, result)
     app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
     return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
 
 
-def _store(app: App, cfg: SourceConfig, items: list[FeedItem]) -> tuple[int, int]:
-    """Store the items not seen before (following them first when asked), extract, record changes."""
+def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResult) -> tuple[int, int]:
+    """Store the items not seen before (following them first when asked), extract, record changes,
+    and mark the poll done with the response's validators, all in one transaction."""
     with app.sessions() as s:
         fresh = repo.new_items(s, repo.get_source(s, cfg.name), items)
     if cfg.follow and cfg.kind != "page":
         fresh = [_follow(app, cfg, it) for it in fresh]
     if not fresh:
+        with app.sessions.begin() as s:
+            _succeed(app, s, cfg, result.etag, result.last_modified, 0)
         return 0, 0
     lang = None if cfg.lang == "auto" else cfg.lang
     events: list[object] = []
@@ -123,6 +124,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem]) -> tuple[int, int
                 elif rec.new_mention:
                     events.append(ChangeCorroborated(cfg.name, rec.change.id, entry.id))
         new_entries = len(entries)
+        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
     for e in events:
         app.bus.publish(e)
     return new_entries, changes
