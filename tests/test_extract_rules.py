@@ -158,3 +158,12 @@ def test_a_list_ends_where_ordinary_text_resumes() -> None:
 def test_a_platform_acting_on_its_own_links() -> None:
     [change] = _one("", "<p>使用 Google 网址缩短器构建的链接在 2025 年 8 月 25 日之后将不再返回响应。</p>", published=None)
     assert change.platform == "google" and change.effective_date == date(2025, 8, 25) and change.targets == ()
+
+
+def test_the_day_something_was_said_is_not_when_a_future_rule_applies() -> None:
+    [change] = _one("", "<p>Facebook said on Monday it will restore news links for Australian users.</p>",
+                    published="2021-02-23T09:00:00+00:00")
+    assert change.platform == "facebook" and change.effective_date is None
+    [change] = _one("", "<p>Twitter said Sunday it would ban links to other social networks.</p>",
+                    published="2022-12-18T20:00:00+00:00")
+    assert change.effective_date == date(2022, 12, 18)   # a past report: the day it happened

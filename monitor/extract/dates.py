@@ -153,8 +153,9 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
     for m in _EN_YESTERDAY.finditer(text):
         add(m, ref - timedelta(days=1), False, False)
     for m in _EN_ON_WEEKDAY.finditer(text):
-        add(m, _weekday_near(ref, _WEEKDAY_EN[m[1].lower()], -1 if m[0].lower().startswith("last") else lean),
-            _marked_en(text, m.start()), False)
+        # A bare weekday in a report is the one just past ("Facebook late Monday said it will…");
+        # an upcoming one is written "next Monday" (below).
+        add(m, _weekday_near(ref, _WEEKDAY_EN[m[1].lower()], -1), _marked_en(text, m.start()), False)
     for m in _EN_NEXT_WD.finditer(text):
         wd = _WEEKDAY_EN[m[1].lower()]
         ahead = (wd - ref.weekday()) % 7 or 7

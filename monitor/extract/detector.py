@@ -36,6 +36,7 @@ _FORWARD_ZH = re.compile(r"将|即将|起|开始")
 _FORWARD_EN = re.compile(r"\bwill\b|\bstarting\b|\bbegin|\bfrom\b", re.I)
 _BACKWARD_EN = re.compile(r"\bhas\b|\bhave\b|\bhad\b|\bwas\b|\bwere\b|\b\w+ed\b", re.I)
 _LATIN_START = re.compile(r"^\W*[A-Za-z]")
+_WILL_EN = re.compile(r"\bwill\b", re.I)
 _QUESTION = re.compile(r"[？?]\s*$")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
@@ -339,6 +340,11 @@ class Extractor:
                 _BACKWARD_EN.search(sentence) and not _FORWARD_EN.search(sentence)):
             lean = -1
         when = self._date(sentence, previous, ref, lean, is_title)
+        if (when is not None and not when.marked and ref is not None and when.value < ref
+                and _WILL_EN.search(sentence)):
+            # "said on Monday it will restore…": when it was said, not when the rule applies. (Only in
+            # English: Chinese 将 is as often "to take" — 将链接分享到… — as "will".)
+            when = None
         eff = when.value if when else None
         changing = is_title or eff is not None or any(cues.change.search(sentence) for cues in cue_sets)
         if not changing:
