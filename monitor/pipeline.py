@@ -59,8 +59,9 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
         app.bus.publish(SourcePolled(cfg.name, 0, 0, True))
         return PollOutcome(cfg.name, True)
     try:
+        version: PendingVersion | None = None
         if cfg.kind == "page":
-            items = _page_change(app, cfg, result)
+            items, version = _page_change(app, cfg, result)
         elif cfg.kind == "page-list":
             html = decode_html(result.content, result.headers.get("content-type"))
             sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link,
@@ -74,20 +75,34 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
         log.debug("source=%s parse crash", cfg.name, exc_info=True)
         return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {exc}")
 
-    new_entries, changes = _store(app, cfg, items, result)
+    new_entries, changes = _store(app, cfg, items, result, version)
     app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
     return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
 
 
-def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResult) -> tuple[int, int]:
+@dataclass(frozen=True)
+class PendingVersion:
+    """A watched page's new version, committed together with the entry made from it: stored alone
+    first, a crash before the entry would leave the change unreported for good (the next poll sees
+    the same version and reports nothing)."""
+
+    digest: str
+    title: str
+    text: str
+
+
+def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResult,
+           version: PendingVersion | None = None) -> tuple[int, int]:
     """Store the items not seen before (following them first when asked), extract, record changes,
-    and mark the poll done with the response's validators, all in one transaction."""
+    and mark the poll done with the response's validators (and a watched page's new version), all in
+    one transaction."""
     with app.sessions() as s:
         fresh = repo.new_items(s, repo.get_source(s, cfg.name), items)
     if cfg.follow and cfg.kind != "page":
         fresh = [_follow(app, cfg, it) for it in fresh]
     if not fresh:
         with app.sessions.begin() as s:
+            _add_version(s, cfg, version)
             _succeed(app, s, cfg, result.etag, result.last_modified, 0)
         return 0, 0
     lang = None if cfg.lang == "auto" else cfg.lang
@@ -124,6 +139,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResu
                 elif rec.new_mention:
                     events.append(ChangeCorroborated(cfg.name, rec.change.id, entry.id))
         new_entries = len(entries)
+        _add_version(s, cfg, version)
         _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
     for e in events:
         app.bus.publish(e)
@@ -148,28 +164,34 @@ def _follow(app: App, cfg: SourceConfig, item: FeedItem) -> FeedItem:
     return replace(item, body=text or item.body, published=item.published or pages.page_date(html))
 
 
-def _page_change(app: App, cfg: SourceConfig, result: FetchResult) -> list[FeedItem]:
-    """A watched page: store a new version when its stable text changed; what it added is the entry.
-    The first version is the baseline and reports nothing."""
+def _add_version(s: Session, cfg: SourceConfig, version: PendingVersion | None) -> None:
+    if version is not None:
+        repo.add_version(s, repo.get_source(s, cfg.name), clock.utcnow(), version.digest, version.title,
+                         version.text)
+
+
+def _page_change(app: App, cfg: SourceConfig, result: FetchResult
+                 ) -> tuple[list[FeedItem], PendingVersion | None]:
+    """A watched page: when its stable text changed, a new version (stored by the caller, with the
+    entry) and what it added as the entry. The first version is the baseline and reports nothing."""
     html = decode_html(result.content, result.headers.get("content-type"))
     text = pages.watched_text(html, cfg.selector, cfg.ignore)
     digest = pages.version_hash(text)
     title = pages.page_title(html) or cfg.name
-    with app.sessions.begin() as s:
-        src = repo.get_source(s, cfg.name)
-        last = repo.last_version(s, src)
+    with app.sessions() as s:
+        last = repo.last_version(s, repo.get_source(s, cfg.name))
         if last is not None and last.content_hash == digest:
-            return []
-        now = clock.utcnow()
-        repo.add_version(s, src, now, digest, title, text)
-        if last is None:
-            log.info("source=%s first version stored as the baseline (%d lines)", cfg.name, text.count("\n") + 1)
-            return []
-        added = pages.added_passages(last.text, text)
+            return [], None
+        last_text = last.text if last is not None else None
+    version = PendingVersion(digest, title, text)
+    if last_text is None:
+        log.info("source=%s first version stored as the baseline (%d lines)", cfg.name, text.count("\n") + 1)
+        return [], version
+    added = pages.added_passages(last_text, text)
     if not added:
-        return []
-    return [FeedItem(guid=f"version:{digest}", title=f"{title} (updated)", url=cfg.url, published=now,
-                     body="\n".join(added))]
+        return [], version
+    return [FeedItem(guid=f"version:{digest}", title=f"{title} (updated)", url=cfg.url, published=clock.utcnow(),
+                     body="\n".join(added))], version
 
 
 def _fail(app: App, cfg: SourceConfig, error: str, retry_after: float | None = None) -> PollOutcome:
