@@ -36,6 +36,7 @@ PUB = date(2022, 2, 26)  # a Saturday
     ("Enforcement will be delayed until August 17, 2021.", date(2021, 8, 11), 1, date(2021, 8, 17)),
     ("updates effective March 5, 2024:", None, 1, date(2024, 3, 5)),
     ("Starting Jan. 16, developers may link out.", date(2024, 1, 10), 1, date(2024, 1, 16)),
+    ("谷歌宣布将于2025年8月25日永久关闭goo.gl，自2024年8月23日起链接显示警告", None, 1, date(2025, 8, 25)),
 ])
 def test_date_forms(sentence: str, ref: date | None, lean: int, want: date) -> None:
     assert effective_date(sentence, ref, lean) == want
@@ -48,6 +49,8 @@ def test_date_forms(sentence: str, ref: date | None, lean: int, want: date) -> N
     ("OTTAWA, June 29 (Reuters) - Google will remove links", date(2023, 6, 29)),
     ("3月1日起开放外链", None),                              # no year and no publication date
     ("8月份起实施外链白名单", date(2020, 7, 10)),            # a month without a day is not a date
+    ("X is delaying link clicks to the site. — Jane Doe (@janedoe) August 15, 2023", date(2023, 8, 16)),
+    ("Subreddits are banning links to X following the salute on Monday.", date(2025, 1, 22)),
 ])
 def test_no_date_is_invented(sentence: str, ref: date | None) -> None:
     assert effective_date(sentence, ref) is None
@@ -167,3 +170,40 @@ def test_the_day_something_was_said_is_not_when_a_future_rule_applies() -> None:
     [change] = _one("", "<p>Twitter said Sunday it would ban links to other social networks.</p>",
                     published="2022-12-18T20:00:00+00:00")
     assert change.effective_date == date(2022, 12, 18)   # a past report: the day it happened
+
+
+def test_a_rule_waiting_for_an_undated_event_has_no_date() -> None:
+    [change] = _one("", "<p>Google said on Saturday it will remove links to news in Canada when the law "
+                        "comes into effect.</p>")
+    assert change.action == "ban" and change.effective_date is None
+
+
+@pytest.mark.parametrize("body, published, want", [
+    # the rule in one sentence, the day in another that names the platform acting
+    ("<p>推特突然推出新措施，禁止用户在个人资料中贴出其他平台的链接。</p><p>昨日推特宣布禁止免费宣传的新政策。</p>",
+     "2022-12-19T02:27:00+08:00", date(2022, 12, 18)),
+    ("<p>近日，微信朋友圈里分享的头条链接好友无法查看。</p><p>微信从 2 月 11 日起对这些违规内容的传播进行了限制。</p>",
+     "2018-03-02T08:00:00+08:00", date(2018, 2, 11)),
+    # a sentence that refers back to the change dates it too
+    ("<p>X has stopped showing headlines for links shared on its platform.</p>"
+     "<p>This new change was implemented on Wednesday for most users.</p>",
+     "2023-10-05T09:00:00+00:00", date(2023, 10, 4)),
+])
+def test_date_stated_in_another_sentence(body: str, published: str, want: date) -> None:
+    [change] = _one("", body, published=published)
+    assert change.effective_date == want
+
+
+@pytest.mark.parametrize("body", [
+    # the date belongs to what the restored rule undoes, not to the restoration
+    "<p>Facebook will restore news links for Australian users.</p>"
+    "<p>Facebook had blocked Australians from accessing news on Thursday.</p>",
+    # the day a newspaper reported it
+    "<p>Twitter is now applying a delay to links to rival sites.</p>"
+    "<p>Twitter users noticed it, the Washington Post reported on Tuesday.</p>",
+    # a date in another sentence that neither names the platform nor refers to the change
+    "<p>Weibo will restrict external links to a whitelist.</p><p>The company's results are due on Monday.</p>",
+])
+def test_other_dates_in_the_article_are_not_taken(body: str) -> None:
+    [change] = _one("", body, published="2021-02-23T09:00:00+00:00")
+    assert change.effective_date is None

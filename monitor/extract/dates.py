@@ -45,9 +45,18 @@ _EN_TOMORROW = re.compile(r"(?:starting|from|beginning|as of)\s+tomorrow", re.I)
 _EN_NEXT_WD = re.compile(r"(?:next|this coming)\s+(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)", re.I)
 # Words right after (zh) or right before (en) a date that mark it as the start of the rule.
 _ZH_START_AFTER = re.compile(r"^\s*(?:\d{1,2}[:：]\d{2}\s*)?(?:起|开始|生效|零时|0时|正式)")
+_ZH_START_BEFORE = re.compile(r"(?:将于|将在|将从|自|从)\s*$")
 _EN_START_BEFORE = re.compile(r"(?:from|starting|effective|as of|beginning|begins|until|takes? effect|go(?:es)? into effect)\s*(?:on\s*)?$", re.I)
 
 
+# A date that only says when a post was made or what caused a change: an embedded tweet's signature
+# "(@handle) August 15, 2023", "following … salute on Monday", "after the ruling on Tuesday".
+_SPEECH_BEFORE = re.compile(r"\b(?:said|says|told|reported|confirmed|wrote)(?:\s+(?:on|late|early|this))?\s*$",
+                            re.I)
+_SPEECH_AFTER = re.compile(r"^\)?(?:\s*\([^)]{3,20}\))?\s*,?\s*(?:that\s+)?(?:said|says|told|reported|confirmed)\b",
+                           re.I)
+_POSTED_BEFORE = re.compile(r"\(@\w+\)\s*$")
+_CAUSE_BEFORE = re.compile(r"\b(?:following|after|amid|over)\b[^,;.]{0,80}$", re.I)
 _DATELINE_AFTER = re.compile(r"^\s*(?:消息|讯|电|报道|[(（]\s*(?:Reuters|AP|AFP|Bloomberg|Xinhua|新华社|记者)|"
                              r"(?:上午|下午|晚间|晚上|中午|凌晨)|\s*\d{1,2}[:：]\d{2}\s*(?:消息|讯))", re.I)
 
@@ -58,6 +67,8 @@ class FoundDate:
     start: int
     marked: bool  # explicitly the start of a rule ("起", "starting")
     explicit_year: bool
+    relative: bool = False  # a day named relative to the report ("昨日", "on Tuesday", "today")
+    said: bool = False  # the day something was said or reported ("said Monday", "reported on Tuesday")
 
 
 def _safe(y: int, m: int, d: int) -> date | None:
@@ -91,12 +102,19 @@ def _weekday_near(ref: date, weekday: int, lean: int) -> date:
     return ref + timedelta(days=(weekday - ref.weekday()) % 7)
 
 
-def _marked_zh(text: str, end: int) -> bool:
-    return bool(_ZH_START_AFTER.match(text[end:end + 8]))
+def _marked_zh(text: str, end: int, start: int | None = None) -> bool:
+    return bool(_ZH_START_AFTER.match(text[end:end + 8])) or (
+        start is not None and bool(_ZH_START_BEFORE.search(text[max(0, start - 4):start])))
 
 
 def _marked_en(text: str, start: int) -> bool:
     return bool(_EN_START_BEFORE.search(text[max(0, start - 16):start]))
+
+
+def _not_the_rule(text: str, start: int, end: int) -> bool:
+    """English dates that tell when a post was made or what caused a change, never when a rule applies."""
+    before = text[max(0, start - 90):start]
+    return bool(_POSTED_BEFORE.search(before) or _CAUSE_BEFORE.search(before))
 
 
 def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
@@ -105,39 +123,45 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
 
-    def add(m: re.Match[str], value: date | None, marked: bool, explicit_year: bool) -> None:
+    def add(m: re.Match[str], value: date | None, marked: bool, explicit_year: bool, relative: bool = False
+            ) -> None:
         if value is None or any(m.start() < e and s < m.end() for s, e in taken):
+            return
+        if not marked and _not_the_rule(text, m.start(), m.end()):
+            taken.append((m.start(), m.end()))
             return
         if not marked and _DATELINE_AFTER.match(text[m.end():m.end() + 12]):
             taken.append((m.start(), m.end()))
             return  # "7月8日消息", "June 29 (Reuters)", "9月9日下午…召开": when it was said, not when it applies
         taken.append((m.start(), m.end()))
-        found.append(FoundDate(value, m.start(), marked, explicit_year))
+        found.append(FoundDate(value, m.start(), marked, explicit_year, relative,
+                               bool(_SPEECH_BEFORE.search(text[max(0, m.start() - 30):m.start()])
+                                    or _SPEECH_AFTER.match(text[m.end():m.end() + 40]))))
 
     for m in _ZH_FULL.finditer(text):
-        add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end()), True)
+        add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), True)
     for m in _ISO.finditer(text):
         add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end()) or _marked_en(text, m.start()), True)
     for m in _ZH_REL_YEAR.finditer(text):
         year = ref.year + {"明年": 1, "今年": 0, "去年": -1}[m[1]]
-        add(m, _safe(year, int(m[2]), int(m[3])), _marked_zh(text, m.end()), True)
+        add(m, _safe(year, int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), True)
     for m in _ZH_MD.finditer(text):
-        add(m, _nearest_year(int(m[1]), int(m[2]), ref, lean), _marked_zh(text, m.end()), False)
+        add(m, _nearest_year(int(m[1]), int(m[2]), ref, lean), _marked_zh(text, m.end(), m.start()), False)
     for m in _ZH_TODAY.finditer(text):
-        add(m, ref, True, False)
+        add(m, ref, True, False, True)
     for m in _ZH_TODAY_BARE.finditer(text):
-        add(m, ref, False, False)
+        add(m, ref, False, False, True)
     for m in _ZH_YESTERDAY.finditer(text):
-        add(m, ref - timedelta(days=1), _marked_zh(text, m.end()), False)
+        add(m, ref - timedelta(days=1), _marked_zh(text, m.end()), False, True)
     for m in _ZH_TOMORROW.finditer(text):
-        add(m, ref + timedelta(days=1), True, False)
+        add(m, ref + timedelta(days=1), True, False, True)
     for m in _ZH_NEXT_WEEK.finditer(text):
         monday_next = ref + timedelta(days=7 - ref.weekday())
-        add(m, monday_next + timedelta(days=_WEEKDAY_ZH[m[1]]), _marked_zh(text, m.end()), False)
+        add(m, monday_next + timedelta(days=_WEEKDAY_ZH[m[1]]), _marked_zh(text, m.end()), False, True)
     for m in _ZH_MONTH_END.finditer(text):
         add(m, date(ref.year, ref.month, calendar.monthrange(ref.year, ref.month)[1]), True, False)
     for m in _ZH_WEEKDAY.finditer(text):
-        add(m, _weekday_near(ref, _WEEKDAY_ZH[m[1]], lean), _marked_zh(text, m.end()), False)
+        add(m, _weekday_near(ref, _WEEKDAY_ZH[m[1]], lean), _marked_zh(text, m.end()), False, True)
     for m in _EN_MD.finditer(text):
         month, day = _MONTHS[m[1].lower().rstrip(".")], int(m[2])
         value = _safe(int(m[3]), month, day) if m[3] else _nearest_year(month, day, ref, lean)
@@ -147,19 +171,19 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         value = _safe(int(m[3]), month, day) if m[3] else _nearest_year(month, day, ref, lean)
         add(m, value, _marked_en(text, m.start()), bool(m[3]))
     for m in _EN_TOMORROW.finditer(text):
-        add(m, ref + timedelta(days=1), True, False)
+        add(m, ref + timedelta(days=1), True, False, True)
     for m in _EN_TODAY.finditer(text):
-        add(m, ref, True, False)
+        add(m, ref, True, False, True)
     for m in _EN_YESTERDAY.finditer(text):
-        add(m, ref - timedelta(days=1), False, False)
+        add(m, ref - timedelta(days=1), False, False, True)
     for m in _EN_ON_WEEKDAY.finditer(text):
         # A bare weekday in a report is the one just past ("Facebook late Monday said it will…");
         # an upcoming one is written "next Monday" (below).
-        add(m, _weekday_near(ref, _WEEKDAY_EN[m[1].lower()], -1), _marked_en(text, m.start()), False)
+        add(m, _weekday_near(ref, _WEEKDAY_EN[m[1].lower()], -1), _marked_en(text, m.start()), False, True)
     for m in _EN_NEXT_WD.finditer(text):
         wd = _WEEKDAY_EN[m[1].lower()]
         ahead = (wd - ref.weekday()) % 7 or 7
-        add(m, ref + timedelta(days=ahead), _marked_en(text, m.start()), False)
+        add(m, ref + timedelta(days=ahead), _marked_en(text, m.start()), False, True)
     found.sort(key=lambda f: f.start)
     return found
 

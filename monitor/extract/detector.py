@@ -26,7 +26,7 @@ from monitor.extract.model import Article, PolicyChange
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
 _ENUM_GAP = re.compile(r"^[\s、，,/和与及跟或以及]*$|^\s*(?:,|and|or|&)\s*(?:and\s+)?$", re.I)
-_PLACE_BEFORE_ZH = re.compile(r"(?:在|于|对|登录|进入|通过)\s*$")
+_PLACE_BEFORE_ZH = re.compile(r"(?:在|于|登录|进入|通过)\s*$")
 _PLACE_BEFORE_EN = re.compile(r"(?:\bon|\bin|\bacross|\bwithin)\s+(?:(?:his|her|its|their|the)\s+)?$", re.I)
 _TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirect(?:s|ed)?|traffic|users?)\s+(?:to|from|for|of)\b"
                                r"[^.;:]{0,60}$", re.I)
@@ -37,6 +37,9 @@ _FORWARD_EN = re.compile(r"\bwill\b|\bstarting\b|\bbegin|\bfrom\b", re.I)
 _BACKWARD_EN = re.compile(r"\bhas\b|\bhave\b|\bhad\b|\bwas\b|\bwere\b|\b\w+ed\b", re.I)
 _LATIN_START = re.compile(r"^\W*[A-Za-z]")
 _WILL_EN = re.compile(r"\bwill\b", re.I)
+# The rule waits for an event the text does not date ("when the law comes into effect").
+_CONDITIONAL = re.compile(r"\b(?:when|once|if|after)\b[^.;]{0,100}\b(?:comes? into (?:force|effect)|takes? effect|"
+                          r"is passed|passes|goes into effect)\b|一旦[^。；]{0,40}(?:生效|通过|实施)", re.I)
 _QUESTION = re.compile(r"[？?]\s*$")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
@@ -117,7 +120,47 @@ class Extractor:
                 if not change.extra.get("marked") and not (i == 0 and title):
                     change = self._date_nearby(change, simple, i, ctx)
                 by_platform.setdefault(change.platform, []).append(change)
-        return [self._merge(mentions) for mentions in by_platform.values()]
+        merged = [self._merge(mentions) for mentions in by_platform.values()]
+        return [c if c.effective_date else self._article_date(c, simple, ctx) for c in merged]
+
+    def _article_date(self, change: PolicyChange, simple: list[str], ctx: _Context) -> PolicyChange:
+        """Reports often state the rule in one sentence and date it in another that names the same
+        platform and what it did ("昨日 Twitter 宣布禁止…", "微信从 2 月 11 日起…进行了限制",
+        "X began … on Tuesday"). Such a sentence dates the change when it is not background and its
+        date is marked as a start, a deadline or a day of the announcement; a date merely mentioned
+        elsewhere in the article is never taken."""
+        tz = self.lexicon.platforms[change.platform].tz if change.platform in self.lexicon.platforms else None
+        candidates: list[tuple[dates.FoundDate, str]] = []
+        for j, sentence in enumerate(simple):
+            if j == 0 or _QUESTION.search(sentence):
+                continue
+            cue_sets = self._cue_sets(sentence)
+            if change.platform not in {p for p, _s, _e in self._platform_hits(sentence)} and not any(
+                    cues.refers.search(sentence) for cues in cue_sets):
+                continue  # neither names the platform nor refers back to the change ("this change")
+            ref = _local_date(ctx.article.published, tz or ("Asia/Shanghai" if _HAN.search(sentence) else None))
+            if self._is_background(sentence, cue_sets, ref) or _CONDITIONAL.search(sentence):
+                continue
+            acts = {a for cues in cue_sets for a, p in cues.actions.items() if p.search(sentence)}
+            announces = any(cues.announce.search(sentence) for cues in cue_sets)
+            if acts and change.action not in acts:
+                continue  # about something else the platform did (the ban that a restoration undoes)
+            lean = -1 if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
+                _BACKWARD_EN.search(sentence) and not _FORWARD_EN.search(sentence)) else 1
+            found = dates.find_dates(sentence, ref or date(1970, 1, 1), lean)
+            if ref is None:
+                found = [d for d in found if d.explicit_year]
+            # A date marked as a start or deadline counts anywhere; a full date or a day named relative to
+            # the report only where the sentence says the platform acted ("宣布", "implemented").
+            candidates += [(d, sentence) for d in found if not d.said and (
+                d.marked or ((acts or announces) and (d.explicit_year or d.relative)))]
+        if not candidates:
+            return change
+        # A date marked as the start ("8月5日正式上线") beats the day the plan was announced.
+        best, by = next(((d, s) for d, s in candidates if d.marked), candidates[0])
+        return PolicyChange(platform=change.platform, action=change.action, link_type=change.link_type,
+                            targets=change.targets, effective_date=best.value, evidence=change.evidence,
+                            confidence=change.confidence, extra={**change.extra, "dated_by": by})
 
     def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: _Context) -> PolicyChange:
         """A rule and its date are often a sentence apart ("…we will prohibit sharing links…" then
@@ -344,6 +387,8 @@ class Extractor:
                 and _WILL_EN.search(sentence)):
             # "said on Monday it will restore…": when it was said, not when the rule applies. (Only in
             # English: Chinese 将 is as often "to take" — 将链接分享到… — as "will".)
+            when = None
+        if when is not None and not when.marked and _CONDITIONAL.search(sentence):
             when = None
         eff = when.value if when else None
         changing = is_title or eff is not None or any(cues.change.search(sentence) for cues in cue_sets)

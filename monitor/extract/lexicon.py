@@ -17,7 +17,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
-_CLASSES = ("links", "change", "past", "hedges", "howto")
+_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers")
 
 
 class LexiconError(ValueError):
@@ -64,6 +64,8 @@ class Cues:
     past: re.Pattern[str]
     hedges: re.Pattern[str]
     howto: re.Pattern[str]
+    announce: re.Pattern[str]
+    refers: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
