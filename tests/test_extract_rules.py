@@ -92,6 +92,13 @@ def test_traditional_chinese_is_read_through_simplified_lexicon() -> None:
     ("", "<p>链接不能包含二维码等联系方式。</p>"),                            # a standing rule, no change
     ("", "<p>Apple unveiled a new phone with a faster chip today.</p>"),     # no link at all
     ("", "<p>直播电商断外链可取吗？</p>"),                                    # a question
+    ("", "<p>Meta says users will still be able to view links to news articles.</p>"),  # what stays
+    ("", "<p>调整后，用户仍可正常分享外部链接。</p>"),
+    ("", "<p>Because other links can't be added to posts, the one URL must be chosen well.</p>"),  # passive
+    ("", "<p>公众号发布的外链必须是合法的，不能包含违法信息。</p>"),           # 发布的: "posted", not "announced"
+    ("", "<p>如商家未在规定时间内整改，平台将下架商品，并不能在原有链接上修改。</p>"),  # a penalty clause
+    ("", "<p>更新后还有「不再关注」选项，朋友圈跳转也改版了。</p>"),           # a button's name in quotes
+    ("", "<p>监管部门表示，保障网址链接能被正常访问是互联网发展的基本要求。</p>"),  # a noun, not an act
 ])
 def test_not_a_change(title: str, body: str) -> None:
     assert _one(title, body) == []
@@ -207,3 +214,10 @@ def test_date_stated_in_another_sentence(body: str, published: str, want: date) 
 def test_other_dates_in_the_article_are_not_taken(body: str) -> None:
     [change] = _one("", body, published="2021-02-23T09:00:00+00:00")
     assert change.effective_date is None
+
+
+def test_a_change_recalled_from_months_ago_is_background() -> None:
+    body = "<p>今年7月，工信部启动专项整治行动，重点之一便是屏蔽网址链接。</p>"
+    assert _one("", body, published="2021-11-12T14:00:00+08:00") == []
+    # the same sentence a few weeks after the event is news
+    assert [c.platform for c in _one("", body, published="2021-08-02T14:00:00+08:00")] == ["miit"]

@@ -71,6 +71,11 @@ class FoundDate:
     said: bool = False  # the day something was said or reported ("said Monday", "reported on Tuesday")
 
 
+def month_number(name: str) -> int | None:
+    """1..12 for an English month name or abbreviation, None otherwise."""
+    return _MONTHS.get(name.lower().rstrip("."))
+
+
 def _safe(y: int, m: int, d: int) -> date | None:
     try:
         return date(y, m, d)

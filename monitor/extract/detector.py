@@ -40,6 +40,13 @@ _WILL_EN = re.compile(r"\bwill\b", re.I)
 # The rule waits for an event the text does not date ("when the law comes into effect").
 _CONDITIONAL = re.compile(r"\b(?:when|once|if|after)\b[^.;]{0,100}\b(?:comes? into (?:force|effect)|takes? effect|"
                           r"is passed|passes|goes into effect)\b|一旦[^。；]{0,40}(?:生效|通过|实施)", re.I)
+_PASSIVE_BEFORE = re.compile(r"\b(?:be|been|being)\s+$", re.I)
+_CONDITION_START = re.compile(r"^\s*(?:如果|如|若|倘若|一旦)(?!今|何|下|此|上|图)|^\s*If\b")
+_CORNER_QUOTED = re.compile(r"「[^」]{1,20}」|『[^』]{1,20}』")
+_MONTH_ONLY = re.compile(r"(?:^|今年|[，,。]\s*)(\d{1,2})\s*月(?!\s*\d{1,2}\s*[日号])(?!份?\s*起)|"
+                         r"\b(?:[Ii]n|[Bb]ack in|[Ee]arlier this year,? in)\s+(January|February|March|April|May|June|"
+                         r"July|August|September|October|November|December)\b(?!\s+\d)")
+_NOUN_REQUIREMENT = re.compile(r"(的|基本|相关|有关|合规)要求")
 _QUESTION = re.compile(r"[？?]\s*$")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
@@ -329,11 +336,29 @@ class Extractor:
                 return _DEFAULT_TYPE_BY_TARGET[t]
         return "external_url"
 
+    @staticmethod
+    def _says_change(sentence: str, cue_sets: list[Cues]) -> bool:
+        """A change cue that is not part of a passive or an attribute: "can't be added" and
+        "发布的外链" (links that are posted) describe a standing rule, not an announcement."""
+        for cues in cue_sets:
+            for m in cues.change.finditer(sentence):
+                if _PASSIVE_BEFORE.search(sentence[max(0, m.start() - 12):m.start()]):
+                    continue
+                if m.group(0) == "发布" and re.match(r"\s*的", sentence[m.end():m.end() + 2]):
+                    continue
+                return True
+        return False
+
     def _is_background(self, sentence: str, cue_sets: list[Cues], ref: date | None) -> bool:
         """An old change recalled ("2020年8月，抖音直播也宣布禁止…") is not news."""
         if any(cues.past.search(sentence) for cues in cue_sets):
             return True
         if ref is not None:
+            # "今年7月，工信部启动…" in November, "In July, Twitter said…" in October: months ago.
+            for m in _MONTH_ONLY.finditer(sentence):
+                month = int(m.group(1)) if m.group(1) else dates.month_number(m.group(2))
+                if month and month <= ref.month - 2:
+                    return True
             for m in _YEAR.finditer(sentence):
                 if int(m.group(1)) < ref.year and not re.match(r"\s*年?\s*\d{1,2}\s*月\s*\d{1,2}\s*日?\s*(?:起|开始)",
                                                                sentence[m.end():m.end() + 14]):
@@ -357,7 +382,15 @@ class Extractor:
                        previous: str | None) -> PolicyChange | None:
         if _QUESTION.search(sentence) and not is_title:
             return None  # a question in the text ("断外链可取吗？") is opinion, not an announcement
+        if _CONDITION_START.match(sentence):
+            return None  # "如商家未整改，平台将下架…": the penalty clause of a rule, not a change
+        # A name in corner quotes (「不再关注」 is a button) says nothing about a rule.
+        sentence = _CORNER_QUOTED.sub(lambda m: "「" + "_" * (len(m.group(0)) - 2) + "」", sentence)
+        # "…的基本要求" is a noun: a principle restated, not someone requiring something.
+        sentence = _NOUN_REQUIREMENT.sub(lambda m: m.group(1) + "__", sentence)
         cue_sets = self._cue_sets(sentence)
+        if any(cues.unchanged.search(sentence) for cues in cue_sets):
+            return None  # "users will still be able to view links": what does not change
         link_spans = [(m.start(), m.end()) for cues in cue_sets for m in cues.links.finditer(sentence)]
         if not link_spans:
             return None
@@ -391,7 +424,7 @@ class Extractor:
         if when is not None and not when.marked and _CONDITIONAL.search(sentence):
             when = None
         eff = when.value if when else None
-        changing = is_title or eff is not None or any(cues.change.search(sentence) for cues in cue_sets)
+        changing = is_title or eff is not None or self._says_change(sentence, cue_sets)
         if not changing:
             return None  # a standing rule restated ("链接不能包含二维码") is not a change
         targets = list(dict.fromkeys(plats[i][0] for i in sorted(target_idx) if plats[i][0] != actor))

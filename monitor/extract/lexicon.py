@@ -17,7 +17,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
-_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers")
+_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged")
 
 
 class LexiconError(ValueError):
@@ -66,6 +66,7 @@ class Cues:
     howto: re.Pattern[str]
     announce: re.Pattern[str]
     refers: re.Pattern[str]
+    unchanged: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
