@@ -221,3 +221,19 @@ def test_a_change_recalled_from_months_ago_is_background() -> None:
     assert _one("", body, published="2021-11-12T14:00:00+08:00") == []
     # the same sentence a few weeks after the event is news
     assert [c.platform for c in _one("", body, published="2021-08-02T14:00:00+08:00")] == ["miit"]
+
+
+def test_today_counts_from_the_dateline_of_a_repost() -> None:
+    body = "<p>网易科技讯 6月6日消息，京东今日宣布暂停返利网站的CPS推广链接合作。</p>"
+    [change] = _one("", body, published="2012-06-07T10:55:00+08:00")
+    assert (change.platform, change.effective_date) == ("jd", date(2012, 6, 6))
+
+
+def test_a_rule_right_after_its_announcement_is_the_change() -> None:
+    body = ("<p>5月7日，小红书与天猫正式推出了“红猫计划”。</p>"
+            "<p>商家可以在小红书的笔记下方直接挂上链接，用户点击后即可跳转到天猫店铺。</p>")
+    [change] = _one("", body, published="2025-05-12T09:00:00+08:00")
+    assert (change.platform, change.action, change.effective_date) == ("xiaohongshu", "allow", date(2025, 5, 7))
+    # a byline ("发布时间：…") is not an announcement, and neither is old news
+    for before in ("<p>作者：编辑部 发布时间：2025-05-12</p>", "<p>去年，小红书推出了一个新功能。</p>"):
+        assert _one("", before + body.split("</p>", 1)[1], published="2025-05-12T09:00:00+08:00") == []

@@ -210,3 +210,20 @@ def best_date(sentence: str, ref: date | None, lean: int = 1) -> FoundDate | Non
 def effective_date(sentence: str, ref: date | None, lean: int = 1) -> date | None:
     found = best_date(sentence, ref, lean)
     return found.value if found else None
+
+
+_ZH_DATELINE = re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*(?:消息|讯|电)")
+_EN_DATELINE = re.compile(_MON + r"\s+(\d{1,2})\s*\((?:Reuters|AP|AFP|Bloomberg|Xinhua)\)", re.I)
+
+
+def dateline(sentence: str, ref: date) -> date | None:
+    """The date of a news dateline ("网易科技讯 6月6日消息", "OTTAWA, June 29 (Reuters)"), the year
+    taken nearest ``ref`` looking back; None when the sentence has none."""
+    text = sentence.translate(_FULLWIDTH)
+    m = _ZH_DATELINE.search(text)
+    if m:
+        return _nearest_year(int(m[1]), int(m[2]), ref, -1)
+    m = _EN_DATELINE.search(text)
+    if m:
+        return _nearest_year(_MONTHS[m[1].lower().rstrip(".")], int(m[2]), ref, -1)
+    return None

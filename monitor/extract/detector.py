@@ -47,6 +47,7 @@ _MONTH_ONLY = re.compile(r"(?:^|今年|[，,。]\s*)(\d{1,2})\s*月(?!\s*\d{1,2}
                          r"\b(?:[Ii]n|[Bb]ack in|[Ee]arlier this year,? in)\s+(January|February|March|April|May|June|"
                          r"July|August|September|October|November|December)\b(?!\s+\d)")
 _NOUN_REQUIREMENT = re.compile(r"(的|基本|相关|有关|合规)要求")
+_POSTING_AFTER = re.compile(r"\s*(?:的|时间|日期|于|[:：]|了?(?:外链|链接|商品|内容|信息|笔记|视频|文章))")
 _QUESTION = re.compile(r"[？?]\s*$")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
@@ -85,15 +86,35 @@ class _Context:
     def __init__(self, article: Article, sentences: list[str], has_title: bool, extractor: "Extractor") -> None:
         self.article = article
         self._sentences = sentences
-        self._has_title = has_title
+        self.has_title = has_title
         self._extractor = extractor
         self._main: str | None = None
         self._main_done = False
+        self._dateline: date | None = None
+        self._dateline_done = False
+
+    def ref(self, tz: str | None) -> date | None:
+        """The day the text was written: its dateline ("6月6日消息", "June 29 (Reuters)") when that is
+        a few days before the publication date (a repost), else the publication date. "今日" and
+        "on Tuesday" count from it."""
+        published = _local_date(self.article.published, tz)
+        if published is None:
+            return None
+        if not self._dateline_done:
+            self._dateline_done = True
+            for sentence in self._sentences[:6]:
+                found = dates.dateline(sentence, published)
+                if found is not None:
+                    self._dateline = found
+                    break
+        if self._dateline is not None and 0 < (published - self._dateline).days <= 7:
+            return self._dateline
+        return published
 
     @property
     def main_platform(self) -> str | None:
         if not self._main_done:
-            self._main = self._extractor._main_platform(self._sentences, self._has_title)
+            self._main = self._extractor._main_platform(self._sentences, self.has_title)
             self._main_done = True
         return self._main
 
@@ -116,16 +137,20 @@ class Extractor:
         ctx = _Context(article, simple, bool(title), self)
         by_platform: dict[str, list[PolicyChange]] = {}
         intro: str | None = None  # the sentence introducing the list the current sentence is in
+        # An announcement just before ("…正式推出了红猫计划。商家可以…挂上链接") makes the rule sentence
+        # that follows it the change itself. (A headline does not: "…规范的制定和实施" heads explainers.)
+        announced = [self._announces(s) for s in simple]
         for i, sentence in enumerate(simple):
             if i > 0 and _LIST_INTRO.search(simple[i - 1]):
                 intro = simple[i - 1]
             elif not _LIST_ITEM.match(sentence):
                 intro = None
+            in_context = (i > 1 or (i == 1 and not title)) and announced[i - 1]
             change = self._from_sentence(sentence, raw_sentences[i], ctx, is_title=(i == 0 and bool(title)),
-                                         previous=intro)
+                                         previous=intro, announced=in_context)
             if change is not None:
                 if not change.extra.get("marked") and not (i == 0 and title):
-                    change = self._date_nearby(change, simple, i, ctx)
+                    change = self._date_nearby(change, simple, i, ctx, announced_before=in_context)
                 by_platform.setdefault(change.platform, []).append(change)
         merged = [self._merge(mentions) for mentions in by_platform.values()]
         return [c if c.effective_date else self._article_date(c, simple, ctx) for c in merged]
@@ -139,13 +164,13 @@ class Extractor:
         tz = self.lexicon.platforms[change.platform].tz if change.platform in self.lexicon.platforms else None
         candidates: list[tuple[dates.FoundDate, str]] = []
         for j, sentence in enumerate(simple):
-            if j == 0 or _QUESTION.search(sentence):
+            if (j == 0 and ctx.has_title) or _QUESTION.search(sentence):
                 continue
             cue_sets = self._cue_sets(sentence)
             if change.platform not in {p for p, _s, _e in self._platform_hits(sentence)} and not any(
                     cues.refers.search(sentence) for cues in cue_sets):
                 continue  # neither names the platform nor refers back to the change ("this change")
-            ref = _local_date(ctx.article.published, tz or ("Asia/Shanghai" if _HAN.search(sentence) else None))
+            ref = ctx.ref(tz or ("Asia/Shanghai" if _HAN.search(sentence) else None))
             if self._is_background(sentence, cue_sets, ref) or _CONDITIONAL.search(sentence):
                 continue
             acts = {a for cues in cue_sets for a, p in cues.actions.items() if p.search(sentence)}
@@ -169,24 +194,28 @@ class Extractor:
                             targets=change.targets, effective_date=best.value, evidence=change.evidence,
                             confidence=change.confidence, extra={**change.extra, "dated_by": by})
 
-    def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: _Context) -> PolicyChange:
+    def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: _Context,
+                     announced_before: bool = False) -> PolicyChange:
         """A rule and its date are often a sentence apart ("…we will prohibit sharing links…" then
         "enforcement will be delayed until August 17"); only a date marked as the start of a rule
-        ("起", "starting", "effective", "until") in the next or previous sentence is taken."""
+        ("起", "starting", "effective", "until") in the next or previous sentence is taken, or any
+        date of the announcement just before that the rule belongs to ("5月7日，…正式推出了…")."""
         tz = self.lexicon.platforms[change.platform].tz if change.platform in self.lexicon.platforms else None
-        ref = _local_date(ctx.article.published, tz or ("Asia/Shanghai" if _HAN.search(simple[i]) else None))
+        ref = ctx.ref(tz or ("Asia/Shanghai" if _HAN.search(simple[i]) else None))
         for j in (i + 1, i - 1, i + 2):
-            if j <= 0 or j >= len(simple):
+            if j < 0 or (j == 0 and ctx.has_title) or j >= len(simple):
                 continue
             cue_sets = self._cue_sets(simple[j])
             if self._is_background(simple[j], cue_sets, ref):
                 continue
             found = [d for d in dates.find_dates(simple[j], ref or date(1970, 1, 1), 1)
-                     if d.marked and (ref is not None or d.explicit_year)]
+                     if (d.marked or (announced_before and j == i - 1 and not d.said and not d.relative))
+                     and (ref is not None or d.explicit_year)]
             if found:
+                best = next((d for d in found if d.marked), found[0])
                 return PolicyChange(platform=change.platform, action=change.action, link_type=change.link_type,
-                                    targets=change.targets, effective_date=found[0].value, evidence=change.evidence,
-                                    confidence=change.confidence, extra={**change.extra, "marked": True})
+                                    targets=change.targets, effective_date=best.value, evidence=change.evidence,
+                                    confidence=change.confidence, extra={**change.extra, "marked": best.marked})
         return change
 
     @staticmethod
@@ -337,14 +366,14 @@ class Extractor:
         return "external_url"
 
     @staticmethod
-    def _says_change(sentence: str, cue_sets: list[Cues]) -> bool:
-        """A change cue that is not part of a passive or an attribute: "can't be added" and
-        "发布的外链" (links that are posted) describe a standing rule, not an announcement."""
+    def _says_change(sentence: str, cue_sets: list[Cues], cls: str = "change") -> bool:
+        """A change (or announcement) cue that is not part of a passive or of posting: "can't be
+        added", "发布的外链" and "发布外链之前" (links that are posted) describe a standing rule."""
         for cues in cue_sets:
-            for m in cues.change.finditer(sentence):
+            for m in getattr(cues, cls).finditer(sentence):
                 if _PASSIVE_BEFORE.search(sentence[max(0, m.start() - 12):m.start()]):
                     continue
-                if m.group(0) == "发布" and re.match(r"\s*的", sentence[m.end():m.end() + 2]):
+                if m.group(0) == "发布" and _POSTING_AFTER.match(sentence[m.end():m.end() + 6]):
                     continue
                 return True
         return False
@@ -378,8 +407,13 @@ class Extractor:
             eff = dates.best_date(previous, ref, lean)
         return eff
 
+    def _announces(self, sentence: str) -> bool:
+        cue_sets = self._cue_sets(sentence)
+        return self._says_change(sentence, cue_sets, "announce") and not any(
+            cues.past.search(sentence) for cues in cue_sets)
+
     def _from_sentence(self, sentence: str, raw: str, ctx: _Context, is_title: bool,
-                       previous: str | None) -> PolicyChange | None:
+                       previous: str | None, announced: bool = False) -> PolicyChange | None:
         if _QUESTION.search(sentence) and not is_title:
             return None  # a question in the text ("断外链可取吗？") is opinion, not an announcement
         if _CONDITION_START.match(sentence):
@@ -408,7 +442,7 @@ class Extractor:
         tz = self.lexicon.platforms[actor].tz if actor in self.lexicon.platforms else None
         if tz is None and _HAN.search(sentence):
             tz = "Asia/Shanghai"
-        ref = _local_date(ctx.article.published, tz)
+        ref = ctx.ref(tz)
         if self._is_background(sentence, cue_sets, ref):
             return None
         lean = 1
@@ -424,7 +458,7 @@ class Extractor:
         if when is not None and not when.marked and _CONDITIONAL.search(sentence):
             when = None
         eff = when.value if when else None
-        changing = is_title or eff is not None or self._says_change(sentence, cue_sets)
+        changing = is_title or announced or eff is not None or self._says_change(sentence, cue_sets)
         if not changing:
             return None  # a standing rule restated ("链接不能包含二维码") is not a change
         targets = list(dict.fromkeys(plats[i][0] for i in sorted(target_idx) if plats[i][0] != actor))
