@@ -237,3 +237,18 @@ def test_a_rule_right_after_its_announcement_is_the_change() -> None:
     # a byline ("发布时间：…") is not an announcement, and neither is old news
     for before in ("<p>作者：编辑部 发布时间：2025-05-12</p>", "<p>去年，小红书推出了一个新功能。</p>"):
         assert _one("", before + body.split("</p>", 1)[1], published="2025-05-12T09:00:00+08:00") == []
+
+
+def test_rules_under_a_changelog_title_are_changes_dated_by_it() -> None:
+    title = "Affiliate Program Agreement – What’s Changed (December 1, 2017)"
+    body = "<p>You must not encourage customers to bookmark your Special Links.</p>"
+    [change] = _one(title, body, published=None, hint="amazon")
+    assert (change.platform, change.action, change.effective_date) == ("amazon", "ban", date(2017, 12, 1))
+    # the same rule under an ordinary title restates a standing rule
+    assert _one("Affiliate marketing for beginners", body, published=None, hint="amazon") == []
+
+
+def test_abbreviations_do_not_end_a_sentence() -> None:
+    from monitor.extract.text import sentences
+    assert sentences("Starting Jan. 16, developers may link out. Epic vs. Apple ended.") == [
+        "Starting Jan. 16, developers may link out.", "Epic vs. Apple ended."]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -140,12 +140,13 @@ class Extractor:
         # An announcement just before ("…正式推出了红猫计划。商家可以…挂上链接") makes the rule sentence
         # that follows it the change itself. (A headline does not: "…规范的制定和实施" heads explainers.)
         announced = [self._announces(s) for s in simple]
+        changelog = bool(title) and any(cues.changelog.search(title) for cues in self._cue_sets(title))
         for i, sentence in enumerate(simple):
             if i > 0 and _LIST_INTRO.search(simple[i - 1]):
                 intro = simple[i - 1]
             elif not _LIST_ITEM.match(sentence):
                 intro = None
-            in_context = (i > 1 or (i == 1 and not title)) and announced[i - 1]
+            in_context = changelog or (i > 1 or (i == 1 and not title)) and announced[i - 1]
             change = self._from_sentence(sentence, raw_sentences[i], ctx, is_title=(i == 0 and bool(title)),
                                          previous=intro, announced=in_context)
             if change is not None:
@@ -153,6 +154,12 @@ class Extractor:
                     change = self._date_nearby(change, simple, i, ctx, announced_before=in_context)
                 by_platform.setdefault(change.platform, []).append(change)
         merged = [self._merge(mentions) for mentions in by_platform.values()]
+        if changelog:
+            # "What's Changed (December 1, 2017)": the changelog's own date dates its rules.
+            stamp = next((d for d in dates.find_dates(title, ctx.ref(None) or date(1970, 1, 1))
+                          if d.explicit_year), None)
+            if stamp is not None:
+                merged = [c if c.effective_date else replace(c, effective_date=stamp.value) for c in merged]
         return [c if c.effective_date else self._article_date(c, simple, ctx) for c in merged]
 
     def _article_date(self, change: PolicyChange, simple: list[str], ctx: _Context) -> PolicyChange:

@@ -17,7 +17,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
-_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged")
+_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog")
 
 
 class LexiconError(ValueError):
@@ -67,6 +67,7 @@ class Cues:
     announce: re.Pattern[str]
     refers: re.Pattern[str]
     unchanged: re.Pattern[str]
+    changelog: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 

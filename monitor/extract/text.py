@@ -24,7 +24,12 @@ BOILERPLATE_MARKS = re.compile(r"relat|recommend|share|social|comment|sidebar|br
                           r"\bads?\b|promo|newsletter|subscribe|caption|copyright", re.I)
 _LOOKS_HTML = re.compile(r"<(?:p|div|br|span|a|img|h\d|li|ul|section|article|strong|em|table)\b", re.I)
 # A sentence ends at Chinese end punctuation, or at ./!/? followed by space (English), or a newline.
-_SPLIT = re.compile(r"(?<=[。！？!?；;])|(?<=[.])(?=\s+[\"'“‘(]?[A-Z0-9\u4e00-\u9fff])|\n+")
+# A period after these is an abbreviation, not a sentence end ("Epic vs. Apple", "Starting Jan. 16").
+_ABBREVIATIONS = ("vs", "Mr", "Mrs", "Ms", "Dr", "St", "Inc", "Corp", "Co", "Ltd", "Jr", "Sr", "No", "Jan", "Feb",
+                  "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec", "U.S", "U.K", "e.g", "i.e",
+                  "approx", "est")
+_NOT_AFTER = "".join(rf"(?<!\b{re.escape(a)}\.)" for a in _ABBREVIATIONS)
+_SPLIT = re.compile(r"(?<=[。！？!?；;])|(?<=[.])" + _NOT_AFTER + r"(?=\s+[\"'“‘(]?[A-Z0-9\u4e00-\u9fff])|\n+")
 _SPACE = re.compile(r"[ \t\u00a0\u3000]+")
 
 
