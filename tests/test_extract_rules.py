@@ -47,6 +47,7 @@ def test_date_forms(sentence: str, ref: date | None, lean: int, want: date) -> N
     ("The company will remove the links soon.", PUB),
     ("DoNews 7月8日消息 微博调整外链", date(2020, 7, 8)),    # a dateline says when it was reported
     ("OTTAWA, June 29 (Reuters) - Google will remove links", date(2023, 6, 29)),
+    ("SACRAMENTO, July 19 — Google's URL shortener links will expire", date(2024, 7, 19)),
     ("3月1日起开放外链", None),                              # no year and no publication date
     ("8月份起实施外链白名单", date(2020, 7, 10)),            # a month without a day is not a date
     ("X is delaying link clicks to the site. — Jane Doe (@janedoe) August 15, 2023", date(2023, 8, 16)),
@@ -99,6 +100,11 @@ def test_traditional_chinese_is_read_through_simplified_lexicon() -> None:
     ("", "<p>如商家未在规定时间内整改，平台将下架商品，并不能在原有链接上修改。</p>"),  # a penalty clause
     ("", "<p>更新后还有「不再关注」选项，朋友圈跳转也改版了。</p>"),           # a button's name in quotes
     ("", "<p>监管部门表示，保障网址链接能被正常访问是互联网发展的基本要求。</p>"),  # a noun, not an act
+    ("", "<p>适用场景：支持通过网页链接唤起小程序。</p>"),                    # 唤起 is not 起
+    ("", "<p>通过微信开放平台的接口生成小程序链接。</p>"),                    # a product name, not an act
+    ("", "<p>Meta tags allow site owners to decide how link previews will be shown on other platforms, "
+         "such as Discord.</p>"),                                           # an embedded question, an example
+    ("", "<p>The News tab, which lets users see news links, is popular in Australia.</p>"),  # describing
 ])
 def test_not_a_change(title: str, body: str) -> None:
     assert _one(title, body) == []
@@ -252,3 +258,15 @@ def test_abbreviations_do_not_end_a_sentence() -> None:
     from monitor.extract.text import sentences
     assert sentences("Starting Jan. 16, developers may link out. Epic vs. Apple ended.") == [
         "Starting Jan. 16, developers may link out.", "Epic vs. Apple ended."]
+
+
+def test_an_action_in_progress_is_a_change() -> None:
+    [change] = _one("", "<p>X is throttling traffic to websites that its owner dislikes.</p>")
+    assert (change.platform, change.action) == ("twitter", "restrict")
+
+
+def test_a_headline_revising_a_policy_heads_a_changelog() -> None:
+    body = "<p>Affiliate links must only be included when the extension provides a direct user benefit.</p>"
+    [change] = _one("Google changes Chrome extension policies after a scandal", body, published=None)
+    assert (change.platform, change.action) == ("google", "restrict")
+    assert _one("Google's Chrome extension policies, explained for beginners", body, published=None) == []

@@ -48,6 +48,13 @@ _MONTH_ONLY = re.compile(r"(?:^|今年|[，,。]\s*)(\d{1,2})\s*月(?!\s*\d{1,2}
                          r"July|August|September|October|November|December)\b(?!\s+\d)")
 _NOUN_REQUIREMENT = re.compile(r"(的|基本|相关|有关|合规)要求")
 _POSTING_AFTER = re.compile(r"\s*(?:的|时间|日期|于|[:：]|了?(?:外链|链接|商品|内容|信息|笔记|视频|文章))")
+_PROGRESSIVE_BEFORE = re.compile(r"\b(?:is|are)\s+(?:now\s+)?$", re.I)
+_PRODUCT_NAMES = re.compile(r"开放平台|开放接口|Open Platform", re.I)
+# ", which lets users see headlines": a clause describing what a thing does, not what changes.
+_DESCRIBING_BEFORE = re.compile(r",\s*which\s+(?:\w+\s+)?$", re.I)
+# "other platforms, such as Discord": an example, not the platform acting.
+_EXAMPLE_BEFORE = re.compile(r"(?:such as|like|e\.g\.|including|例如|比如|诸如)\s*$", re.I)
+_EMBEDDED_BEFORE = re.compile(r"\b(?:how|what|where|whether)\b[^,;:.]{0,40}$", re.I)
 _QUESTION = re.compile(r"[？?]\s*$")
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
@@ -140,7 +147,7 @@ class Extractor:
         # An announcement just before ("…正式推出了红猫计划。商家可以…挂上链接") makes the rule sentence
         # that follows it the change itself. (A headline does not: "…规范的制定和实施" heads explainers.)
         announced = [self._announces(s) for s in simple]
-        changelog = bool(title) and any(cues.changelog.search(title) for cues in self._cue_sets(title))
+        changelog = bool(title) and self._is_changelog(title)
         for i, sentence in enumerate(simple):
             if i > 0 and _LIST_INTRO.search(simple[i - 1]):
                 intro = simple[i - 1]
@@ -271,7 +278,8 @@ class Extractor:
         hits: list[_Hit] = []
         for cues in cue_sets:
             for action, pattern in cues.actions.items():
-                hits += [_Hit(action, m.start(), m.end()) for m in pattern.finditer(sentence)]
+                hits += [_Hit(action, m.start(), m.end()) for m in pattern.finditer(sentence)
+                         if not _DESCRIBING_BEFORE.search(sentence[max(0, m.start() - 30):m.start()])]
         if not hits:
             return None
         # A match inside a longer match of another class is part of it ("no longer allow").
@@ -335,7 +343,12 @@ class Extractor:
         target_ids = {plats[i][0] for i in targets}
         # A platform named elsewhere in the sentence as more than a target speaks for itself
         # ("微信…《微信外部链接内容管理规范》…微信对…进行了限制" is WeChat's own rule).
-        others = [(i, p) for i, p in enumerate(plats) if i not in targets]
+        examples = {i for i, (_p, st, _e) in enumerate(plats) if _EXAMPLE_BEFORE.search(sentence[max(0, st - 12):st])}
+        # An enumeration that starts with an example is all examples ("such as Discord or Mastodon").
+        for i in range(1, len(plats)):
+            if i - 1 in examples and _ENUM_GAP.match(sentence[plats[i - 1][2]:plats[i][1]]):
+                examples.add(i)
+        others = [(i, p) for i, p in enumerate(plats) if i not in targets and i not in examples]
         places = self._places(sentence, plats)
         for i, (pid, _s, _e) in others:
             if i in places and pid not in target_ids:
@@ -382,6 +395,8 @@ class Extractor:
                     continue
                 if m.group(0) == "发布" and _POSTING_AFTER.match(sentence[m.end():m.end() + 6]):
                     continue
+                if m.group(0).lower() == "will" and _EMBEDDED_BEFORE.search(sentence[max(0, m.start() - 50):m.start()]):
+                    continue  # "determine how link previews will be displayed": a question inside, not news
                 return True
         return False
 
@@ -414,6 +429,17 @@ class Extractor:
             eff = dates.best_date(previous, ref, lean)
         return eff
 
+    def _is_changelog(self, title: str) -> bool:
+        """A title that heads a list of rule changes: "What's Changed", "更新公告", or a verb revising
+        a policy before the policy it revises ("Google changes Chrome extension policies")."""
+        for cues in self._cue_sets(title):
+            if cues.changelog.search(title):
+                return True
+            verb = cues.revises.search(title)
+            if verb and cues.policy.search(title, verb.end()):
+                return True
+        return False
+
     def _announces(self, sentence: str) -> bool:
         cue_sets = self._cue_sets(sentence)
         return self._says_change(sentence, cue_sets, "announce") and not any(
@@ -429,6 +455,8 @@ class Extractor:
         sentence = _CORNER_QUOTED.sub(lambda m: "「" + "_" * (len(m.group(0)) - 2) + "」", sentence)
         # "…的基本要求" is a noun: a principle restated, not someone requiring something.
         sentence = _NOUN_REQUIREMENT.sub(lambda m: m.group(1) + "__", sentence)
+        # Product names that contain an action word ("微信开放平台") name no action.
+        sentence = _PRODUCT_NAMES.sub(lambda m: "_" * len(m.group(0)), sentence)
         cue_sets = self._cue_sets(sentence)
         if any(cues.unchanged.search(sentence) for cues in cue_sets):
             return None  # "users will still be able to view links": what does not change
@@ -465,7 +493,11 @@ class Extractor:
         if when is not None and not when.marked and _CONDITIONAL.search(sentence):
             when = None
         eff = when.value if when else None
-        changing = is_title or announced or eff is not None or self._says_change(sentence, cue_sets)
+        # "X is throttling traffic to…": an action in progress is a change under way.
+        in_progress = bool(_PROGRESSIVE_BEFORE.search(sentence[max(0, action.start - 12):action.start])
+                           and re.match(r"\w+ing\b", sentence[action.start:]))
+        changing = (is_title or announced or in_progress or eff is not None
+                    or self._says_change(sentence, cue_sets))
         if not changing:
             return None  # a standing rule restated ("链接不能包含二维码") is not a change
         targets = list(dict.fromkeys(plats[i][0] for i in sorted(target_idx) if plats[i][0] != actor))

@@ -17,7 +17,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
-_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog")
+_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog", "revises", "policy")
 
 
 class LexiconError(ValueError):
@@ -68,6 +68,8 @@ class Cues:
     refers: re.Pattern[str]
     unchanged: re.Pattern[str]
     changelog: re.Pattern[str]
+    revises: re.Pattern[str]
+    policy: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
