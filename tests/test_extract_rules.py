@@ -270,3 +270,18 @@ def test_a_headline_revising_a_policy_heads_a_changelog() -> None:
     [change] = _one("Google changes Chrome extension policies after a scandal", body, published=None)
     assert (change.platform, change.action) == ("google", "restrict")
     assert _one("Google's Chrome extension policies, explained for beginners", body, published=None) == []
+
+
+def test_targets_listed_apart_from_the_rule_join_it() -> None:
+    body = ("<p>Twitter will no longer allow users to post links to other social media platforms.</p>"
+            "<p>The company specifies the prohibited platforms are Facebook, Instagram, Mastodon, Truth Social, "
+            "Tribel, Post and Nostr.</p>"
+            "<p>Links to TikTok, Telegram, YouTube and Weibo are still allowed.</p>")
+    [change] = _one("", body, published="2022-12-18T20:00:00+00:00")
+    assert change.platform == "twitter"
+    assert set(change.targets) == {"facebook", "instagram", "mastodon", "truth_social", "tribel", "nostr"}
+
+
+def test_a_platform_owning_the_content_is_the_place_and_the_link_destination_the_target() -> None:
+    [change] = _one("", "<p>即日起，小红书笔记下挂商品链接，可直接跳转淘宝的店铺。</p>")
+    assert (change.platform, change.targets) == ("xiaohongshu", ("taobao",))

@@ -26,10 +26,16 @@ from monitor.extract.model import Article, PolicyChange
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
 _ENUM_GAP = re.compile(r"^[\s、，,/和与及跟或以及]*$|^\s*(?:,|and|or|&)\s*(?:and\s+)?$", re.I)
+# An enumeration that may hold a name the lexicon does not know ("Tribel, Post and Nostr").
+_ENUM_GAP_LOOSE = re.compile(r"^(?:\s*(?:,|、|，|/|and|or|&|和|与|及|以及)\s*|\s*[A-Z][\w.]{1,20}\s*)+$")
 _PLACE_BEFORE_ZH = re.compile(r"(?:在|于|登录|进入|通过)\s*$")
 _PLACE_BEFORE_EN = re.compile(r"(?:\bon|\bin|\bacross|\bwithin)\s+(?:(?:his|her|its|their|the)\s+)?$", re.I)
 _TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirect(?:s|ed)?|traffic|users?)\s+(?:to|from|for|of)\b"
                                r"[^.;:]{0,60}$", re.I)
+# "跳转淘宝天猫的店铺", "链接到抖音": the platform the link leads to.
+_TARGET_BEFORE_ZH = re.compile(r"(?:跳转|链接|导流|外链|打开)(?:至|到|向)?\s*$")
+# "小红书笔记下挂链接", "快手直播间": the platform owning the content the links are put in.
+_PLACE_AFTER_ZH = re.compile(r"(?:的)?(?:笔记|直播间|短视频|店铺|小店|主页|帖子|评论区|个人简介|简介|群聊|朋友圈)")
 _TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布,]{0,12}$")
 _BACKWARD_ZH = re.compile(r"已经|已|曾|了")
 _FORWARD_ZH = re.compile(r"将|即将|起|开始")
@@ -167,7 +173,44 @@ class Extractor:
                           if d.explicit_year), None)
             if stamp is not None:
                 merged = [c if c.effective_date else replace(c, effective_date=stamp.value) for c in merged]
-        return [c if c.effective_date else self._article_date(c, simple, ctx) for c in merged]
+        merged = [c if c.effective_date else self._article_date(c, simple, ctx) for c in merged]
+        return [self._article_targets(c, simple, ctx) for c in merged]
+
+    def _article_targets(self, change: PolicyChange, simple: list[str], ctx: _Context) -> PolicyChange:
+        """The full list of whose links are affected is often spelled out apart from the rule ("The
+        company specifies the prohibited platforms are Facebook, Instagram, Mastodon…"): an
+        enumeration of platforms in a sentence with the same action joins the targets."""
+        extra: list[str] = []
+        for j, sentence in enumerate(simple):
+            if j == 0 and ctx.has_title:
+                continue
+            cue_sets = self._cue_sets(sentence)
+            acts = [m.end() for cues in cue_sets if change.action in cues.actions
+                    for m in cues.actions[change.action].finditer(sentence)]
+            if not acts or self._is_background(sentence, cue_sets, ctx.ref(None)) or any(
+                    cues.unchanged.search(sentence) for cues in cue_sets):
+                continue
+            has_link = any(cues.links.search(sentence) for cues in cue_sets)
+            every = self._platform_hits(sentence)
+            plats = [p for p in every if p[0] != change.platform]
+            runs: list[list[PlatformHit]] = []
+            for k, hit in enumerate(plats):
+                if k and _ENUM_GAP_LOOSE.match(sentence[plats[k - 1][2]:hit[1]]):
+                    runs[-1].append(hit)
+                else:
+                    runs.append([hit])
+            for run in runs:
+                # The list must be of links ("links to A, B, C") or of what the action names
+                # ("the prohibited platforms are A, B, C"), not any list in a sentence with a verb.
+                near = any(0 <= run[0][1] - end <= 40 for end in acts)
+                # Another platform named before the list is its subject: the list is that one's
+                # partners or targets ("淘宝天猫已与微博、微信、B站…建立合作"), not this change's.
+                other_subject = any(e <= run[0][1] and p != change.platform for p, _s, e in every)
+                if len({p for p, _s, _e in run}) >= 3 and (has_link or near) and not other_subject:
+                    extra += [p for p, _s, _e in run]
+        if not extra:
+            return change
+        return replace(change, targets=tuple(dict.fromkeys([*change.targets, *extra])))
 
     def _article_date(self, change: PolicyChange, simple: list[str], ctx: _Context) -> PolicyChange:
         """Reports often state the rule in one sentence and date it in another that names the same
@@ -299,9 +342,11 @@ class Extractor:
 
     def _places(self, sentence: str, plats: list[PlatformHit]) -> set[int]:
         """Mentions marked as the place where links are published ("在快手直播间", "on Twitter")."""
-        return {i for i, (_pid, s, _e) in enumerate(plats)
+        return {i for i, (_pid, s, e) in enumerate(plats)
                 if _PLACE_BEFORE_ZH.search(sentence[max(0, s - 6):s])
-                or _PLACE_BEFORE_EN.search(sentence[max(0, s - 12):s])}
+                or _PLACE_BEFORE_EN.search(sentence[max(0, s - 12):s])
+                or (_PLACE_AFTER_ZH.match(sentence[e:e + 6])
+                    and not _TARGET_BEFORE_ZH.search(sentence[max(0, s - 6):s]))}
 
     def _targets(self, sentence: str, plats: list[PlatformHit], link_spans: list[tuple[int, int]],
                  action_spans: list[tuple[int, int]]) -> set[int]:
@@ -319,7 +364,8 @@ class Extractor:
                         e <= a_s < ls for a_s, _a_e in action_spans):
                     continue
                 targets.add(i)
-            if _TARGET_BEFORE_EN.search(sentence[max(0, s - 80):s]):
+            if _TARGET_BEFORE_EN.search(sentence[max(0, s - 80):s]) or _TARGET_BEFORE_ZH.search(
+                    sentence[max(0, s - 6):s]):
                 targets.add(i)
         # Extend over an enumeration: "淘宝、京东联盟" makes 淘宝 a target too, "links to A, B and C" makes B, C.
         changed = True
