@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
@@ -105,6 +106,22 @@ class _Context:
         self._main_done = False
         self._dateline: date | None = None
         self._dateline_done = False
+        self._hits: dict[str, tuple[PlatformHit, ...]] = {}
+        self._announced: dict[str, bool] = {}
+
+    def platforms(self, sentence: str) -> tuple[PlatformHit, ...]:
+        """The platforms named in a sentence of this article; several passes ask for the same
+        sentences and the alias pattern is the costliest match, so answers are kept per article."""
+        hits = self._hits.get(sentence)
+        if hits is None:
+            hits = self._hits[sentence] = self._extractor._platform_hits(sentence)
+        return hits
+
+    def announces(self, sentence: str) -> bool:
+        said = self._announced.get(sentence)
+        if said is None:
+            said = self._announced[sentence] = self._extractor._announces(sentence)
+        return said
 
     def ref(self, tz: str | None) -> date | None:
         """The day the text was written: its dateline ("6月6日消息", "June 29 (Reuters)") when that is
@@ -127,7 +144,7 @@ class _Context:
     @property
     def main_platform(self) -> str | None:
         if not self._main_done:
-            self._main = self._extractor._main_platform(self._sentences, self.has_title)
+            self._main = self._extractor._main_platform(self._sentences, self.has_title, self.platforms)
             self._main_done = True
         return self._main
 
@@ -152,19 +169,22 @@ class Extractor:
         intro: str | None = None  # the sentence introducing the list the current sentence is in
         # An announcement just before ("…正式推出了红猫计划。商家可以…挂上链接") makes the rule sentence
         # that follows it the change itself. (A headline does not: "…规范的制定和实施" heads explainers.)
-        announced = [self._announces(s) for s in simple]
         changelog = bool(title) and self._is_changelog(title)
         for i, sentence in enumerate(simple):
             if i > 0 and _LIST_INTRO.search(simple[i - 1]):
                 intro = simple[i - 1]
             elif not _LIST_ITEM.match(sentence):
                 intro = None
-            in_context = changelog or (i > 1 or (i == 1 and not title)) and announced[i - 1]
+            follows = simple[i - 1] if i > 1 or (i == 1 and not title) else None
+
+            def in_context(follows: str | None = follows) -> bool:
+                return changelog or (follows is not None and ctx.announces(follows))
+
             change = self._from_sentence(sentence, raw_sentences[i], ctx, is_title=(i == 0 and bool(title)),
                                          previous=intro, announced=in_context)
             if change is not None:
                 if not change.extra.get("marked") and not (i == 0 and title):
-                    change = self._date_nearby(change, simple, i, ctx, announced_before=in_context)
+                    change = self._date_nearby(change, simple, i, ctx, announced_before=in_context())
                 by_platform.setdefault(change.platform, []).append(change)
         merged = [self._merge(mentions) for mentions in by_platform.values()]
         if changelog:
@@ -184,6 +204,9 @@ class Extractor:
         for j, sentence in enumerate(simple):
             if j == 0 and ctx.has_title:
                 continue
+            every = ctx.platforms(sentence)
+            if len({p for p, _s, _e in every} - {change.platform}) < 3:
+                continue  # too few platforms for a list
             cue_sets = self._cue_sets(sentence)
             acts = [m.end() for cues in cue_sets if change.action in cues.actions
                     for m in cues.actions[change.action].finditer(sentence)]
@@ -191,7 +214,6 @@ class Extractor:
                     cues.unchanged.search(sentence) for cues in cue_sets):
                 continue
             has_link = any(cues.links.search(sentence) for cues in cue_sets)
-            every = self._platform_hits(sentence)
             plats = [p for p in every if p[0] != change.platform]
             runs: list[list[PlatformHit]] = []
             for k, hit in enumerate(plats):
@@ -224,7 +246,7 @@ class Extractor:
             if (j == 0 and ctx.has_title) or _QUESTION.search(sentence):
                 continue
             cue_sets = self._cue_sets(sentence)
-            if change.platform not in {p for p, _s, _e in self._platform_hits(sentence)} and not any(
+            if change.platform not in {p for p, _s, _e in ctx.platforms(sentence)} and not any(
                     cues.refers.search(sentence) for cues in cue_sets):
                 continue  # neither names the platform nor refers back to the change ("this change")
             ref = ctx.ref(tz or ("Asia/Shanghai" if _HAN.search(sentence) else None))
@@ -297,13 +319,14 @@ class Extractor:
     def _is_howto(self, title: str) -> bool:
         return any(cues.howto.search(title) for cues in self._cue_sets(title))
 
-    def _main_platform(self, sentences: list[str], has_title: bool) -> str | None:
+    def _main_platform(self, sentences: list[str], has_title: bool,
+                       platforms: Callable[[str], Sequence[PlatformHit]]) -> str | None:
         """The platform the article is about: the first named in the title, else the most named."""
         if has_title and sentences:
-            hits = self._platform_hits(sentences[0])
+            hits = platforms(sentences[0])
             if hits:
                 return hits[0][0]
-        counts = Counter(p for s in sentences[:12] for p, _s, _e in self._platform_hits(s))
+        counts = Counter(p for s in sentences[:12] for p, _s, _e in platforms(s))
         return counts.most_common(1)[0][0] if counts else None
 
     # -- one sentence -------------------------------------------------------------------------------
@@ -318,11 +341,8 @@ class Extractor:
     def _action(self, sentence: str, cue_sets: list[Cues], link_at: int) -> _Hit | None:
         """The action nearest the link word; when two action words touch, the first governs
         ("不再允许" is a ban, "解除屏蔽" and "lift the ban" are an allow)."""
-        hits: list[_Hit] = []
-        for cues in cue_sets:
-            for action, pattern in cues.actions.items():
-                hits += [_Hit(action, m.start(), m.end()) for m in pattern.finditer(sentence)
-                         if not _DESCRIBING_BEFORE.search(sentence[max(0, m.start() - 30):m.start()])]
+        hits = [h for h in self._action_hits(sentence, cue_sets)
+                if not _DESCRIBING_BEFORE.search(sentence[max(0, h.start - 30):h.start])]
         if not hits:
             return None
         # A match inside a longer match of another class is part of it ("no longer allow").
@@ -336,11 +356,16 @@ class Extractor:
             governed.append(h)
         return min(governed, key=lambda h: abs(h.start - link_at))
 
-    def _platform_hits(self, sentence: str) -> list[PlatformHit]:
-        return [(self.lexicon.platform_of(m.group(0)), m.start(), m.end())
-                for m in self.lexicon.alias_pattern.finditer(sentence)]
+    @staticmethod
+    def _action_hits(sentence: str, cue_sets: list[Cues]) -> list[_Hit]:
+        return [_Hit(action, m.start(), m.end()) for cues in cue_sets for action, pattern in cues.actions.items()
+                for m in pattern.finditer(sentence)]
 
-    def _places(self, sentence: str, plats: list[PlatformHit]) -> set[int]:
+    def _platform_hits(self, sentence: str) -> tuple[PlatformHit, ...]:
+        return tuple((self.lexicon.platform_of(m.group(0)), m.start(), m.end())
+                     for m in self.lexicon.alias_pattern.finditer(sentence))
+
+    def _places(self, sentence: str, plats: Sequence[PlatformHit]) -> set[int]:
         """Mentions marked as the place where links are published ("在快手直播间", "on Twitter")."""
         return {i for i, (_pid, s, e) in enumerate(plats)
                 if _PLACE_BEFORE_ZH.search(sentence[max(0, s - 6):s])
@@ -348,7 +373,7 @@ class Extractor:
                 or (_PLACE_AFTER_ZH.match(sentence[e:e + 6])
                     and not _TARGET_BEFORE_ZH.search(sentence[max(0, s - 6):s]))}
 
-    def _targets(self, sentence: str, plats: list[PlatformHit], link_spans: list[tuple[int, int]],
+    def _targets(self, sentence: str, plats: Sequence[PlatformHit], link_spans: list[tuple[int, int]],
                  action_spans: list[tuple[int, int]]) -> set[int]:
         """Indexes of platform mentions whose links are affected: the ones directly before a link word
         (with an enumeration "淘宝、京东联盟商品链接"), or after "links to" in English."""
@@ -381,7 +406,7 @@ class Extractor:
                         changed = True
         return targets
 
-    def _actor(self, sentence: str, plats: list[PlatformHit], targets: set[int], action_at: int,
+    def _actor(self, sentence: str, plats: Sequence[PlatformHit], targets: set[int], action_at: int,
                ctx: _Context) -> tuple[str | None, bool]:
         """The platform whose rule changes: one marked as the place ("在快手", "on Twitter"); else the
         platform named nearest before the action word (the subject); else the first named after it;
@@ -492,7 +517,11 @@ class Extractor:
             cues.past.search(sentence) for cues in cue_sets)
 
     def _from_sentence(self, sentence: str, raw: str, ctx: _Context, is_title: bool,
-                       previous: str | None, announced: bool = False) -> PolicyChange | None:
+                       previous: str | None, announced: Callable[[], bool] = lambda: False
+                       ) -> PolicyChange | None:
+        cue_sets = self._cue_sets(sentence)
+        if not any(cues.links.search(sentence) for cues in cue_sets):
+            return None  # most sentences name no link: the cheapest test first
         if _QUESTION.search(sentence) and not is_title:
             return None  # a question in the text ("断外链可取吗？") is opinion, not an announcement
         if _CONDITION_START.match(sentence):
@@ -503,7 +532,6 @@ class Extractor:
         sentence = _NOUN_REQUIREMENT.sub(lambda m: m.group(1) + "__", sentence)
         # Product names that contain an action word ("微信开放平台") name no action.
         sentence = _PRODUCT_NAMES.sub(lambda m: "_" * len(m.group(0)), sentence)
-        cue_sets = self._cue_sets(sentence)
         if any(cues.unchanged.search(sentence) for cues in cue_sets):
             return None  # "users will still be able to view links": what does not change
         link_spans = [(m.start(), m.end()) for cues in cue_sets for m in cues.links.finditer(sentence)]
@@ -513,9 +541,8 @@ class Extractor:
         if action is None:
             return None
         hedged = any(cues.hedges.search(sentence) for cues in cue_sets)
-        plats = self._platform_hits(sentence)
-        action_spans = [(m.start(), m.end()) for cues in cue_sets for p in cues.actions.values()
-                        for m in p.finditer(sentence)]
+        plats = ctx.platforms(sentence)
+        action_spans = [(h.start, h.end) for h in self._action_hits(sentence, cue_sets)]
         target_idx = self._targets(sentence, plats, link_spans, action_spans) - self._places(sentence, plats)
         actor, named = self._actor(sentence, plats, target_idx, action.start, ctx)
         if actor is None:
@@ -542,8 +569,8 @@ class Extractor:
         # "X is throttling traffic to…": an action in progress is a change under way.
         in_progress = bool(_PROGRESSIVE_BEFORE.search(sentence[max(0, action.start - 12):action.start])
                            and re.match(r"\w+ing\b", sentence[action.start:]))
-        changing = (is_title or announced or in_progress or eff is not None
-                    or self._says_change(sentence, cue_sets))
+        changing = (is_title or in_progress or eff is not None or self._says_change(sentence, cue_sets)
+                    or announced())
         if not changing:
             return None  # a standing rule restated ("链接不能包含二维码") is not a change
         targets = list(dict.fromkeys(plats[i][0] for i in sorted(target_idx) if plats[i][0] != actor))
