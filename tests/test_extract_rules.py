@@ -71,6 +71,10 @@ def _one(title: str, body: str, published: str | None = "2022-02-26T08:00:00+08:
     ("<p>Meta said Instagram will restrict links in Stories starting next Monday.</p>", "instagram", "restrict"),
     ("<p>Apple announced today that reader apps can now link to an external website.</p>", "apple", "allow"),
     ("<p>Starting today, Google requires developers to enroll before adding external links.</p>", "google", "require"),
+    ("<p>即日起，快手决定针对短视频发布其他平台信息的行为进行专项治理。</p>", "kuaishou", "restrict"),
+    ("<p>近日，微信严厉打击朋友圈里诱导分享的小程序链接。</p>", "wechat", "restrict"),
+    ("<p>Starting today, apps on the App Store can also include a link to the developer's website.</p>",
+     "apple", "allow"),
 ])
 def test_each_action_in_both_languages(body: str, platform: str, action: str) -> None:
     [change] = _one("", body)
@@ -99,6 +103,7 @@ def test_traditional_chinese_is_read_through_simplified_lexicon() -> None:
     ("", "<p>公众号发布的外链必须是合法的，不能包含违法信息。</p>"),           # 发布的: "posted", not "announced"
     ("", "<p>如商家未在规定时间内整改，平台将下架商品，并不能在原有链接上修改。</p>"),  # a penalty clause
     ("", "<p>更新后还有「不再关注」选项，朋友圈跳转也改版了。</p>"),           # a button's name in quotes
+    ("", "<p>微博将对商品链接进行特殊解析，呈现的不再是短链。</p>"),             # 不再是: "is no longer"
     ("", "<p>监管部门表示，保障网址链接能被正常访问是互联网发展的基本要求。</p>"),  # a noun, not an act
     ("", "<p>适用场景：支持通过网页链接唤起小程序。</p>"),                    # 唤起 is not 起
     ("", "<p>通过微信开放平台的接口生成小程序链接。</p>"),                    # a product name, not an act

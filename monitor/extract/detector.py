@@ -56,7 +56,7 @@ _MONTH_ONLY = re.compile(r"(?:^|今年|[，,。]\s*)(\d{1,2})\s*月(?!\s*\d{1,2}
 _NOUN_REQUIREMENT = re.compile(r"(的|基本|相关|有关|合规)要求")
 _POSTING_AFTER = re.compile(r"\s*(?:的|时间|日期|于|[:：]|了?(?:外链|链接|商品|内容|信息|笔记|视频|文章))")
 _PROGRESSIVE_BEFORE = re.compile(r"\b(?:is|are)\s+(?:now\s+)?$", re.I)
-_PRODUCT_NAMES = re.compile(r"开放平台|开放接口|Open Platform", re.I)
+_PRODUCT_NAMES = re.compile(r"开放平台|开放接口|Open Platform|不再是", re.I)  # 不再是: "is no longer", a copula
 # ", which lets users see headlines": a clause describing what a thing does, not what changes.
 _DESCRIBING_BEFORE = re.compile(r",\s*which\s+(?:\w+\s+)?$", re.I)
 # "other platforms, such as Discord": an example, not the platform acting.
