@@ -295,3 +295,26 @@ def test_targets_listed_apart_from_the_rule_join_it() -> None:
 def test_a_platform_owning_the_content_is_the_place_and_the_link_destination_the_target() -> None:
     [change] = _one("", "<p>即日起，小红书笔记下挂商品链接，可直接跳转淘宝的店铺。</p>")
     assert (change.platform, change.targets) == ("xiaohongshu", ("taobao",))
+
+
+def test_marked_dates_in_real_evidence_sentences(shared: Path) -> None:
+    """Every labelled evidence sentence of the corpus whose date is marked as the rule's start
+    ("3月1日起", "自2017年4月25日起", "将于8月1日正式…", "starting August 31") resolves to the labelled
+    effective date, in both languages. The sentences are read from ../shared at run time."""
+    from monitor.extract.dates import best_date
+    from monitor.extract.text import to_simplified
+
+    checked = 0
+    for line in (shared / "corpus" / "dev.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        label, published = row["label"], row.get("published") or ""
+        if not (label.get("is_link_policy_change") and label.get("effective_date") and label.get("evidence")
+                and len(published) >= 10):
+            continue
+        sentence = to_simplified(label["evidence"])
+        found = best_date(sentence, date.fromisoformat(published[:10]), 1)
+        if found is None or not found.marked or found.relative:
+            continue
+        checked += 1
+        assert found.value.isoformat() == label["effective_date"], (row["id"], sentence)
+    assert checked >= 5  # the corpus holds such sentences; none found means the date rules broke
