@@ -157,6 +157,8 @@ def _follow(app: App, cfg: SourceConfig, item: FeedItem) -> FeedItem:
     except FetchError as exc:
         log.warning("source=%s could not follow %s: %s (kept the list text)", cfg.name, item.url, exc)
         return item
+    except ImportError:
+        raise  # a broken install is not a bad page: fail the poll loudly rather than degrade silently
     except Exception as exc:
         log.warning("source=%s could not read %s: %s: %s (kept the list text)", cfg.name, item.url,
                     type(exc).__name__, exc)
