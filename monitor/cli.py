@@ -173,12 +173,15 @@ def change_record(c: Any) -> dict[str, Any]:
 @click.option("--until", callback=_day, help="First seen on or before DATE.")
 @click.option("--effective-from", callback=_day, help="Effective on or after DATE.")
 @click.option("--effective-to", callback=_day, help="Effective on or before DATE.")
+@click.option("--status", type=click.Choice(["active", "reversed", "withdrawn"]),
+              help="Only changes in this state (default: all but withdrawn ones).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @guard
 def changes(config_path: str | None, platform: str | None, target: str | None, action: str | None,
             since: date | None, until: date | None, effective_from: date | None, effective_to: date | None,
-            fmt: str) -> None:
-    """The change log, newest first."""
+            status: str | None, fmt: str) -> None:
+    """The change log, newest first. Withdrawn changes (no longer found by the extractor after
+    `reextract`) are left out unless asked for with --status withdrawn."""
     _setup_logging(False, quiet=True)
     from monitor.output import render
     from monitor.store.repo import ChangeFilter, list_changes
@@ -186,7 +189,7 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
     app = _app(config_path)
     with app.sessions() as s:
         rows = [change_record(c) for c in list_changes(s, ChangeFilter(
-            platform, target, action, since, until, effective_from, effective_to))]
+            platform, target, action, since, until, effective_from, effective_to, status))]
     for r in rows:
         r["mentions"] = len(r["sources"])
     if fmt != "json":
@@ -387,7 +390,8 @@ def reextract(config_path: str | None, since: date | None) -> None:
     r = run_reextract(app, since, progress)
     click.echo(f"{r.entries} entries re-extracted: {r.with_changes} report a change; {r.new_changes} new "
                f"change{'s' if r.new_changes != 1 else ''}, {r.new_mentions} new mentions of known changes, "
-               f"{r.updated} known changes updated")
+               f"{r.updated} known changes updated, {r.withdrawn_mentions} mentions no longer found, "
+               f"{r.withdrawn_changes} change{'s' if r.withdrawn_changes != 1 else ''} withdrawn")
     app.close()
 
 

@@ -3,7 +3,8 @@
 Users extend the lexicon and upgrade the extractor; the entries already stored are the cheapest
 corpus there is. Changes already known are updated silently (an extractor upgrade is not news), and
 a change found for the first time alerts only while its effective date is ahead or recent
-(``extract.alert_window``), marked as found on re-extraction.
+(``extract.alert_window``), marked as found on re-extraction. An entry that no longer reports a change
+stops counting for it, and a change no entry reports any more is withdrawn (kept, with its history).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ReextractReport:
     new_changes: int = 0
     new_mentions: int = 0
     updated: int = 0
+    withdrawn_mentions: int = 0
+    withdrawn_changes: int = 0
 
 
 def reextract(app: App, since: date | None = None,
@@ -60,8 +63,10 @@ def reextract(app: App, since: date | None = None,
             for entry, found in found_by_entry:
                 report.entries += 1
                 report.with_changes += bool(found)
+                still_found: set[int] = set()
                 for f in found:
                     rec = repo.record_change(s, entry, f, now, found_by="reextract")
+                    still_found.add(rec.change.id)
                     if rec.created:
                         report.new_changes += 1
                         app.planner.alert(s, rec.change, now)
@@ -71,6 +76,12 @@ def reextract(app: App, since: date | None = None,
                         report.updated += 1   # recorded in the change's history, silently
                     elif rec.new_mention:
                         report.new_mentions += 1
+                gone, withdrawn = repo.withdraw_mentions(s, entry, still_found, now)
+                report.withdrawn_mentions += gone
+                report.withdrawn_changes += len(withdrawn)
+                for change in withdrawn:
+                    log.info("change #%s withdrawn: the current extractor finds it in none of its entries "
+                             "(%s %s)", change.id, change.platform, change.action)
         if progress:
             progress(min(start + BATCH, len(ids)), len(ids))
     return report

@@ -275,3 +275,36 @@ def test_reextract_finds_changes_silently_updates_and_alerts_only_recent(sqlite_
     assert "0 new changes, 0 new mentions" in again.stdout
     sqlite_project.run("once", now="2023-04-10T12:11:00+08:00", check=0)
     assert len(messages(http)) == 1                # an extractor re-run is not news
+
+
+def test_reextract_withdraws_a_change_the_extractor_no_longer_finds(project: Project, http: HTTPServer) -> None:
+    """An extractor upgrade that fixes a false alert: the entry stops counting for the change, the
+    change is withdrawn (kept, with its history) and its unsent alert is cancelled, silently."""
+    import re
+
+    from monitor.extract.lexicon import BUILTIN
+
+    weak = re.sub(r'"无法", |"下架", |"禁止", ', "", BUILTIN.read_text(encoding="utf-8"))
+    (project.dir / "weak.toml").write_text(weak, encoding="utf-8")
+    http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM, KS_ITEM]))
+    project.write_config([{"name": "news", "url": http.url("/feed.xml")}],
+                         [{"name": "chat", "url": hook(http), "lang": "en", "reminders": False}])
+    project.run("once", "--no-deliver", now="2023-04-10T12:00:00+08:00", check=0)
+    assert {c["platform"] for c in project.json("changes")} == {"douyin", "kuaishou"}
+
+    project.config.write_text(project.config.read_text() + '\n[extract]\nlexicon = "weak.toml"\n')
+    out = project.run("reextract", now="2023-04-10T12:05:00+08:00", check=0)
+    assert "2 mentions no longer found, 2 changes withdrawn" in out.stdout
+    assert project.json("changes") == []
+    withdrawn = project.json("changes", "--status", "withdrawn")
+    assert {c["platform"] for c in withdrawn} == {"douyin", "kuaishou"}
+    assert all(c["history"][-1]["what"] == "withdrawn" and c["sources"] == [] for c in withdrawn)
+    assert {d["status"] for d in project.json("deliveries")} == {"cancelled"}
+    project.run("once", now="2023-04-10T12:06:00+08:00", check=0)
+    assert messages(http) == []                    # nothing was sent, not even about the withdrawal
+
+    # the fixed extractor back: a new report is a new change, and it is news again
+    project.config.write_text(project.config.read_text().replace('lexicon = "weak.toml"\n', ""))
+    project.run("reextract", now="2023-04-10T12:10:00+08:00", check=0)
+    assert {c["platform"] for c in project.json("changes")} == {"douyin", "kuaishou"}
+    assert len(project.json("changes", "--status", "withdrawn")) == 2

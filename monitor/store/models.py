@@ -120,7 +120,7 @@ class Change(Base):
     confidence: Mapped[float] = mapped_column(Float)
     first_seen: Mapped[datetime]
     updated_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="active")   # active | reversed
+    status: Mapped[str] = mapped_column(String(16), default="active")   # active | reversed | withdrawn
     found_by: Mapped[str] = mapped_column(String(16), default="poll")    # poll | reextract
 
     mentions: Mapped[list[Mention]] = relationship(back_populates="change", order_by="Mention.id")

@@ -241,8 +241,9 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     # first the same action with a date that agrees or is unknown (the common case: another report
     # of a known change); only when none fits, a close date that may have moved or the opposite
     # action that may reverse it.
-    base = select(Change).where(Change.platform == found.platform).order_by(Change.first_seen.desc(),
-                                                                               Change.id.desc())
+    # A withdrawn change was judged not to be one; a new report of it starts afresh.
+    base = select(Change).where(Change.platform == found.platform, Change.status != "withdrawn").order_by(
+        Change.first_seen.desc(), Change.id.desc())
     same = Change.action == found.action
     if found.effective_date is not None:
         same = and_(same, or_(Change.effective_date.is_(None), Change.effective_date == found.effective_date))
@@ -312,6 +313,30 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     return Recorded(row, "created", True)
 
 
+def withdraw_mentions(session: Session, entry: Entry, still_found: set[int], now: datetime) -> tuple[int, list[Change]]:
+    """Re-extraction no longer finds in ``entry`` the changes it was counted for (other than
+    ``still_found``): those mentions go, and a change left with no report at all is withdrawn: kept
+    with its history, left out of the change log by default, its unsent messages cancelled. Silent,
+    like every effect of an extractor upgrade."""
+    stale = list(session.scalars(select(Mention).where(Mention.entry_id == entry.id,
+                                                       Mention.change_id.not_in(still_found or {-1}))))
+    withdrawn: list[Change] = []
+    for m in stale:
+        change = m.change
+        session.delete(m)
+        session.flush()
+        left = session.scalar(select(func.count()).select_from(Mention).where(Mention.change_id == change.id))
+        if left == 0 and change.status != "withdrawn":
+            session.add(ChangeEvent(change_id=change.id, entry_id=entry.id, kind="withdrawn", old_value=change.status,
+                                    new_value="withdrawn", evidence="no longer found by the extractor", at=now))
+            change.status, change.updated_at = "withdrawn", now
+            for d in session.scalars(select(Delivery).where(Delivery.change_id == change.id,
+                                                            Delivery.status.in_(DUE))):
+                d.status, d.last_error = "cancelled", "the change was withdrawn on re-extraction"
+            withdrawn.append(change)
+    return len(stale), withdrawn
+
+
 @dataclass(frozen=True)
 class ChangeFilter:
     platform: str | None = None
@@ -321,6 +346,7 @@ class ChangeFilter:
     until: date | None = None
     effective_from: date | None = None
     effective_to: date | None = None
+    status: str | None = None   # None: all but withdrawn
 
 
 def list_changes(session: Session, f: ChangeFilter = ChangeFilter()) -> list[Change]:
@@ -329,6 +355,7 @@ def list_changes(session: Session, f: ChangeFilter = ChangeFilter()) -> list[Cha
         selectinload(Change.history))
     if f.platform:
         stmt = stmt.where(Change.platform == f.platform)
+    stmt = stmt.where(Change.status == f.status if f.status else Change.status != "withdrawn")
     if f.action:
         stmt = stmt.where(Change.action == f.action)
     if f.effective_from:
