@@ -381,7 +381,8 @@ def get_change(session: Session, change_id: int) -> Change | None:
 
 
 def latest_change(session: Session) -> Change | None:
-    cid = session.scalar(select(Change.id).order_by(Change.first_seen.desc()).limit(1))
+    cid = session.scalar(select(Change.id).where(Change.status != "withdrawn")
+                         .order_by(Change.first_seen.desc()).limit(1))
     return get_change(session, cid) if cid is not None else None
 
 
