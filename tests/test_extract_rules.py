@@ -318,3 +318,22 @@ def test_marked_dates_in_real_evidence_sentences(shared: Path) -> None:
         checked += 1
         assert found.value.isoformat() == label["effective_date"], (row["id"], sentence)
     assert checked >= 5  # the corpus holds such sentences; none found means the date rules broke
+
+
+@pytest.mark.parametrize("body, published, platform, action, when", [
+    # an event in the passive is still news (only modal passives state standing rules)
+    ("<p>Links to Mastodon have been banned on Twitter.</p>", "2022-12-18T20:00:00+00:00", "twitter", "ban", None),
+    # "after March 1" is when the rule starts, not the cause of it
+    ("<p>After March 1, Kuaishou will no longer allow links to Taobao in live streams.</p>",
+     "2022-02-20T08:00:00+08:00", "kuaishou", "ban", date(2022, 3, 1)),
+    # a month ahead is not a change recalled from months ago
+    ("<p>Instagram will remove link stickers for small accounts in July, the company announced.</p>",
+     "2022-10-05T08:00:00+00:00", "instagram", "ban", None),
+    # a "which" clause can state the change itself
+    ("<p>Twitter introduced a new policy, which bans links to rival social networks.</p>",
+     "2022-12-18T20:00:00+00:00", "twitter", "ban", None),
+])
+def test_rules_that_must_not_overreach(body: str, published: str, platform: str, action: str,
+                                       when: date | None) -> None:
+    [change] = _one("", body, published=published)
+    assert (change.platform, change.action, change.effective_date) == (platform, action, when)

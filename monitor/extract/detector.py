@@ -47,12 +47,14 @@ _WILL_EN = re.compile(r"\bwill\b", re.I)
 # The rule waits for an event the text does not date ("when the law comes into effect").
 _CONDITIONAL = re.compile(r"\b(?:when|once|if|after)\b[^.;]{0,100}\b(?:comes? into (?:force|effect)|takes? effect|"
                           r"is passed|passes|goes into effect)\b|一旦[^。；]{0,40}(?:生效|通过|实施)", re.I)
-_PASSIVE_BEFORE = re.compile(r"\b(?:be|been|being)\s+$", re.I)
+# A modal passive ("can't be added", "must be approved") states a standing rule; "have been banned"
+# reports an event and still counts.
+_PASSIVE_BEFORE = re.compile(r"\b(?:can|can['’]t|cannot|could|must|should|may|might|to)\s+(?:not\s+)?be\s+$", re.I)
 _CONDITION_START = re.compile(r"^\s*(?:如果|如|若|倘若|一旦)(?!今|何|下|此|上|图)|^\s*If\b")
 _CORNER_QUOTED = re.compile(r"「[^」]{1,20}」|『[^』]{1,20}』")
 _MONTH_ONLY = re.compile(r"(?:^|今年|[，,。]\s*)(\d{1,2})\s*月(?!\s*\d{1,2}\s*[日号])(?!份?\s*起)|"
-                         r"\b(?:[Ii]n|[Bb]ack in|[Ee]arlier this year,? in)\s+(January|February|March|April|May|June|"
-                         r"July|August|September|October|November|December)\b(?!\s+\d)")
+                         r"(?:^\s*(?:In|Back in)|\b[Bb]ack in|\b[Ee]arlier this year,? in)\s+(January|February|"
+                         r"March|April|May|June|July|August|September|October|November|December)\b(?!\s+\d)")
 _NOUN_REQUIREMENT = re.compile(r"(的|基本|相关|有关|合规)要求")
 _POSTING_AFTER = re.compile(r"\s*(?:的|时间|日期|于|[:：]|了?(?:外链|链接|商品|内容|信息|笔记|视频|文章))")
 _PROGRESSIVE_BEFORE = re.compile(r"\b(?:is|are)\s+(?:now\s+)?$", re.I)
@@ -341,8 +343,10 @@ class Extractor:
     def _action(self, sentence: str, cue_sets: list[Cues], link_at: int) -> _Hit | None:
         """The action nearest the link word; when two action words touch, the first governs
         ("不再允许" is a ban, "解除屏蔽" and "lift the ban" are an allow)."""
+        # ", which lets users see headlines" describes what a thing does; ", which bans links" may
+        # well be the change, so only permissions are read as description.
         hits = [h for h in self._action_hits(sentence, cue_sets)
-                if not _DESCRIBING_BEFORE.search(sentence[max(0, h.start - 30):h.start])]
+                if not (h.cls == "allow" and _DESCRIBING_BEFORE.search(sentence[max(0, h.start - 30):h.start]))]
         if not hits:
             return None
         # A match inside a longer match of another class is part of it ("no longer allow").
