@@ -362,6 +362,7 @@ def evaluate_cmd(corpus: str, lexicon_path: str | None, errors: bool, min_f1: fl
         click.echo(f"precision {f['precision']}  recall {f['recall']}  F1 {f['f1']}")
         click.echo(f"on true positives: platform {f['platform_acc']}  effective date {f['date_acc']} "
                    f"(of {f['dated_tp']} dated)  invented dates {f['invented_dates']}  targets {f['target_jaccard']}")
+        click.echo(f"beyond the reference scorer: action {f['action_acc']}")
     short = (min_f1 is not None and f["f1"] < min_f1) or (min_date is not None and (f["date_acc"] or 0) < min_date)
     sys.exit(1 if short else 0)
 

@@ -337,3 +337,25 @@ def test_rules_that_must_not_overreach(body: str, published: str, platform: str,
                                        when: date | None) -> None:
     [change] = _one("", body, published=published)
     assert (change.platform, change.action, change.effective_date) == (platform, action, when)
+
+
+@pytest.mark.parametrize("body, platform, action", [
+    ("<p>工信部宣布，即日起重点整治平台相互屏蔽网址链接的问题。</p>", "miit", "require"),   # a regulator obliges
+    ("<p>近日，抖音链接在微信内无法直接打开，需要复制后到浏览器打开。</p>", "wechat", "restrict"),
+    ("<p>即日起，微博将采用外链白名单机制。</p>", "weibo", "restrict"),
+    ("<p>9月17日起，通过QQ打开淘宝链接不再需要复制口令。</p>", "qq", "allow"),
+    ("<p>即日起，笔记可以挂淘宝链接的功能没有了。</p>", "xiaohongshu", "ban"),        # 可以… inside a modifier
+    ("<p>X stops showing headlines for links to news articles starting today.</p>", "twitter", "restrict"),
+    ("<p>Subreddits are now removing links to X, often allowing screenshots instead.</p>", "reddit", "ban"),
+    ("<p>YouTube announced that links in Shorts descriptions are clickable again starting today.</p>",
+     "youtube", "allow"),
+])
+def test_actions_read_as_users_would(body: str, platform: str, action: str) -> None:
+    [change] = _one("", body, hint="xiaohongshu" if "笔记" in body else None)
+    assert (change.platform, change.action) == (platform, action)
+
+
+def test_an_undated_article_still_knows_old_news_by_its_latest_year() -> None:
+    body = ("<p>2025年，小红书与淘宝合作推出红猫计划。</p>"
+            "<p>2020年，小红书首次向淘宝开放外链，用户能通过笔记跳转到淘宝商品页。</p>")
+    assert _one("", body, published=None) == []

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
+from monitor import clock
 from monitor.extract import dates, text
 from monitor.extract.lexicon import Cues, Lexicon, load
 from monitor.extract.model import Article, PolicyChange
@@ -37,6 +38,7 @@ _TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirect(?:s|ed)?|traff
 _TARGET_BEFORE_ZH = re.compile(r"(?:跳转|链接|导流|外链|打开)(?:至|到|向)?\s*$")
 # "小红书笔记下挂链接", "快手直播间": the platform owning the content the links are put in.
 _PLACE_AFTER_ZH = re.compile(r"(?:的)?(?:笔记|直播间|短视频|店铺|小店|主页|帖子|评论区|个人简介|简介|群聊|朋友圈)")
+_SETTING_CLAUSE_ZH = re.compile(r"当[^，,。；]{0,60}时|继[^，,。；]{0,40}(?:之后|以后)|与[^，,。；]{0,30}不同|相比[^，,。；]{0,30}")
 _TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布,]{0,12}$")
 _BACKWARD_ZH = re.compile(r"已经|已|曾|了")
 _FORWARD_ZH = re.compile(r"将|即将|起|开始")
@@ -61,6 +63,10 @@ _PROGRESSIVE_BEFORE = re.compile(r"\b(?:is|are)\s+(?:now\s+)?$", re.I)
 _PRODUCT_NAMES = re.compile(r"开放平台|开放接口|Open Platform|不再是", re.I)  # 不再是: "is no longer", a copula
 # ", which lets users see headlines": a clause describing what a thing does, not what changes.
 _DESCRIBING_BEFORE = re.compile(r",\s*which\s+(?:\w+\s+)?$", re.I)
+# ", often allowing screenshots": a participle adding a consequence or an exception.
+_PARTICIPLE_BEFORE = re.compile(r",\s*(?:(?:\w+ly|often|also|thus|still|instead)\s+)?$", re.I)
+# "可以挂淘宝链接的功能没有了": an action inside a modifier of a noun describes that noun.
+_MODIFIER_AFTER_ZH = re.compile(r"[^，,。；;]{0,12}的(?:功能|能力|权限|入口|渠道)")
 # "other platforms, such as Discord": an example, not the platform acting.
 _EXAMPLE_BEFORE = re.compile(r"(?:such as|like|e\.g\.|including|例如|比如|诸如)\s*$", re.I)
 _EMBEDDED_BEFORE = re.compile(r"\b(?:how|what|where|whether)\b[^,;:.]{0,40}$", re.I)
@@ -109,6 +115,7 @@ class _Context:
         self._dateline: date | None = None
         self._dateline_done = False
         self._hits: dict[str, tuple[PlatformHit, ...]] = {}
+        self._latest_year: int | None = None
         self._announced: dict[str, bool] = {}
 
     def platforms(self, sentence: str) -> tuple[PlatformHit, ...]:
@@ -124,6 +131,15 @@ class _Context:
         if said is None:
             said = self._announced[sentence] = self._extractor._announces(sentence)
         return said
+
+    def latest_year(self) -> int | None:
+        """The latest year the article names (not after this year): the best guess of when an
+        undated article was written, so that "2014年…" in it still reads as history."""
+        if self._latest_year is None:
+            this_year = clock.utcnow().year
+            years = [int(m.group(1)) for s in self._sentences for m in _YEAR.finditer(s)]
+            self._latest_year = max((y for y in years if y <= this_year), default=0)
+        return self._latest_year or None
 
     def ref(self, tz: str | None) -> date | None:
         """The day the text was written: its dateline ("6月6日消息", "June 29 (Reuters)") when that is
@@ -212,7 +228,7 @@ class Extractor:
             cue_sets = self._cue_sets(sentence)
             acts = [m.end() for cues in cue_sets if change.action in cues.actions
                     for m in cues.actions[change.action].finditer(sentence)]
-            if not acts or self._is_background(sentence, cue_sets, ctx.ref(None)) or any(
+            if not acts or self._is_background(sentence, cue_sets, ctx.ref(None), ctx.latest_year()) or any(
                     cues.unchanged.search(sentence) for cues in cue_sets):
                 continue
             has_link = any(cues.links.search(sentence) for cues in cue_sets)
@@ -252,7 +268,7 @@ class Extractor:
                     cues.refers.search(sentence) for cues in cue_sets):
                 continue  # neither names the platform nor refers back to the change ("this change")
             ref = ctx.ref(tz or ("Asia/Shanghai" if _HAN.search(sentence) else None))
-            if self._is_background(sentence, cue_sets, ref) or _CONDITIONAL.search(sentence):
+            if self._is_background(sentence, cue_sets, ref, ctx.latest_year()) or _CONDITIONAL.search(sentence):
                 continue
             acts = {a for cues in cue_sets for a, p in cues.actions.items() if p.search(sentence)}
             announces = any(cues.announce.search(sentence) for cues in cue_sets)
@@ -287,7 +303,7 @@ class Extractor:
             if j < 0 or (j == 0 and ctx.has_title) or j >= len(simple):
                 continue
             cue_sets = self._cue_sets(simple[j])
-            if self._is_background(simple[j], cue_sets, ref):
+            if self._is_background(simple[j], cue_sets, ref, ctx.latest_year()):
                 continue
             found = [d for d in dates.find_dates(simple[j], ref or date(1970, 1, 1), 1)
                      if (d.marked or (announced_before and j == i - 1 and not d.said and not d.relative))
@@ -346,7 +362,10 @@ class Extractor:
         # ", which lets users see headlines" describes what a thing does; ", which bans links" may
         # well be the change, so only permissions are read as description.
         hits = [h for h in self._action_hits(sentence, cue_sets)
-                if not (h.cls == "allow" and _DESCRIBING_BEFORE.search(sentence[max(0, h.start - 30):h.start]))]
+                if not (h.cls == "allow" and (_DESCRIBING_BEFORE.search(sentence[max(0, h.start - 30):h.start])
+                                              or _PARTICIPLE_BEFORE.search(sentence[max(0, h.start - 20):h.start])
+                                              and sentence[h.start:h.end].lower().endswith("ing")))
+                and not _MODIFIER_AFTER_ZH.match(sentence[h.end:h.end + 16])]
         if not hits:
             return None
         # A match inside a longer match of another class is part of it ("no longer allow").
@@ -428,7 +447,9 @@ class Extractor:
         for i, (pid, _s, _e) in others:
             if i in places and pid not in target_ids:
                 return pid, True
-        before = [p for _i, p in others if p[2] <= action_at]
+        # A platform in a setting clause ("当抖音电商…宣布…时，小红书却…") is not the subject.
+        setting = [(m.start(), m.end()) for m in _SETTING_CLAUSE_ZH.finditer(sentence)]
+        before = [p for _i, p in others if p[2] <= action_at and not any(a <= p[1] < b for a, b in setting)]
         if before:
             # Chinese puts the subject first ("腾讯、阿里…回应工信部…并解除"); English reports often
             # open with someone else ("Meta CEO … announced that Instagram users can now …").
@@ -475,8 +496,10 @@ class Extractor:
                 return True
         return False
 
-    def _is_background(self, sentence: str, cue_sets: list[Cues], ref: date | None) -> bool:
-        """An old change recalled ("2020年8月，抖音直播也宣布禁止…") is not news."""
+    def _is_background(self, sentence: str, cue_sets: list[Cues], ref: date | None,
+                       year_now: int | None = None) -> bool:
+        """An old change recalled ("2020年8月，抖音直播也宣布禁止…") is not news. Without a publication
+        date, ``year_now`` (the latest year the article names) stands in for its year."""
         if any(cues.past.search(sentence) for cues in cue_sets):
             return True
         if ref is not None:
@@ -485,8 +508,10 @@ class Extractor:
                 month = int(m.group(1)) if m.group(1) else dates.month_number(m.group(2))
                 if month and month <= ref.month - 2:
                     return True
+        year = ref.year if ref is not None else year_now
+        if year is not None:
             for m in _YEAR.finditer(sentence):
-                if int(m.group(1)) < ref.year and not re.match(r"\s*年?\s*\d{1,2}\s*月\s*\d{1,2}\s*日?\s*(?:起|开始)",
+                if int(m.group(1)) < year and not re.match(r"\s*年?\s*\d{1,2}\s*月\s*\d{1,2}\s*日?\s*(?:起|开始)",
                                                                sentence[m.end():m.end() + 14]):
                     return True
         return False
@@ -555,7 +580,7 @@ class Extractor:
         if tz is None and _HAN.search(sentence):
             tz = "Asia/Shanghai"
         ref = ctx.ref(tz)
-        if self._is_background(sentence, cue_sets, ref):
+        if self._is_background(sentence, cue_sets, ref, ctx.latest_year()):
             return None
         lean = 1
         if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
@@ -581,8 +606,11 @@ class Extractor:
         confidence = 0.5 + (0.2 if named else 0.0) + (0.1 if eff else 0.0) + (0.1 if targets else 0.0)
         if hedged:
             confidence -= 0.2
+        kind = action.cls
+        if actor in self.lexicon.platforms and self.lexicon.platforms[actor].regulator:
+            kind = "require"  # a regulator cracking down on link blocking obliges platforms to unblock
         return PolicyChange(
-            platform=actor, action=action.cls, link_type=self._link_type(sentence, cue_sets, targets),
+            platform=actor, action=kind, link_type=self._link_type(sentence, cue_sets, targets),
             targets=tuple(targets), effective_date=eff, evidence=_LIST_ITEM.sub("", raw.strip(), count=1),
             confidence=round(min(max(confidence, 0.05), 0.95), 3),
             extra={"title": is_title, "marked": bool(when and when.marked)},

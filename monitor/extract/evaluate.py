@@ -33,7 +33,7 @@ def evaluate(corpus: Path, extractor: Extractor) -> Report:
     lines = corpus.read_text(encoding="utf-8").splitlines()
     gold = [json.loads(line) for line in lines if line.strip()]
     predicted = {a.id: [c.to_dict() for c in extractor.extract(a)] for a in read_articles(lines, str(corpus))}
-    tp = fp = fn = tn = plat_ok = date_n = date_ok = invented = 0
+    tp = fp = fn = tn = plat_ok = date_n = date_ok = invented = action_n = action_ok = 0
     targets: list[float] = []
     errors: list[tuple[str, str]] = []
     for row in gold:
@@ -61,6 +61,15 @@ def evaluate(corpus: Path, extractor: Extractor) -> Report:
                     errors.append((rid, f"date: want {wanted}, got {got}"))
             elif any(c.get("effective_date") for c in matching):
                 invented += 1
+            # Beyond the reference scorer: the action, with a labelled "reverse" read as what the
+            # reversal does (the spec's record says "allow" for an undone ban).
+            want_a = {"reverse": "allow"}.get(label.get("action") or "", label.get("action"))
+            if want_a and matching:
+                action_n += 1
+                if want_a in {c.get("action") for c in matching}:
+                    action_ok += 1
+                else:
+                    errors.append((rid, f"action: want {want_a}, got {[c.get('action') for c in matching]}"))
             want_t = {_canon(t) for t in label.get("targets") or []}
             if want_t and matching:
                 got_t = {_canon(t) for c in matching for t in c.get("targets") or []}
@@ -82,5 +91,6 @@ def evaluate(corpus: Path, extractor: Extractor) -> Report:
         "f1": f1, "platform_acc": _ratio(plat_ok, tp), "date_acc": _ratio(date_ok, date_n), "dated_tp": date_n,
         "invented_dates": invented,
         "target_jaccard": round(sum(targets) / len(targets), 4) if targets else None,
+        "action_acc": _ratio(action_ok, action_n),
     }
     return Report(figures, errors)

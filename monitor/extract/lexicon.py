@@ -31,6 +31,8 @@ class Platform:
     name_zh: str | None
     tz: str | None
     aliases: tuple[str, ...]
+    # A regulator sets rules for platforms rather than for its own links: what it does is "require".
+    regulator: bool = False
 
     def display(self, lang: str = "zh") -> str:
         """``快手 (Kuaishou)``: both names, so a reader of either language recognises it."""
@@ -120,12 +122,13 @@ def parse(raw: dict[str, Any], path: Path) -> Lexicon:
     for pid, spec in _need(raw.get("platforms"), dict, "platforms", path).items():
         key = f"platforms.{pid}"
         _need(spec, dict, key, path)
-        unknown = set(spec) - {"name", "name_zh", "tz", "aliases"}
+        unknown = set(spec) - {"name", "name_zh", "tz", "aliases", "regulator"}
         if unknown:
             raise LexiconError(f"{path}: {key}.{sorted(unknown)[0]}: unknown key")
         aliases = tuple(_words(spec.get("aliases", []), f"{key}.aliases", path))
+        regulator = _need(spec.get("regulator", False), bool, f"{key}.regulator", path)
         platforms[pid] = Platform(pid, str(spec.get("name", pid)), spec.get("name_zh"), spec.get("tz"),
-                                  aliases)
+                                  aliases, regulator)
         for a in aliases:
             alias_index[a.lower()] = pid
     cues: dict[str, Cues] = {}
