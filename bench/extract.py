@@ -10,7 +10,6 @@ and prints articles per second (overall, and for articles of median length), and
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys

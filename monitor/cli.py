@@ -10,7 +10,7 @@ import functools
 import logging
 import sys
 import time
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Callable, TypeVar
 
 import click

@@ -4,7 +4,7 @@ of statements into one change. Sentences are written for these tests in the styl
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest

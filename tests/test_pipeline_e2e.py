@@ -3,10 +3,7 @@ SMTP server receiving the alert, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 
-import pytest
 
 from conftest import DOUYIN_ITEM, HTTPServer, Project, Route, SMTPServer, load_seed, rss
 

@@ -92,7 +92,7 @@ def _nearest_year(month: int, day: int, ref: date, lean: int) -> date | None:
         if d is None:
             continue
         delta = (d - ref).days
-        cost = abs(delta)
+        cost = float(abs(delta))
         if lean > 0 and delta < 0 or lean < 0 and delta > 0:
             cost *= 1.5
         if best is None or cost < best[0]:

@@ -17,34 +17,18 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
-from zoneinfo import ZoneInfo
+from datetime import date
 
-from monitor import clock
-from monitor.extract import dates, text
+from monitor.extract import dates, roles, text
+from monitor.extract.context import HAN, YEAR, ArticleContext, PlatformHit
 from monitor.extract.lexicon import Cues, Lexicon, load
 from monitor.extract.model import Article, PolicyChange
 
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]{2,}")
-_ENUM_GAP = re.compile(r"^[\s、，,/和与及跟或以及]*$|^\s*(?:,|and|or|&)\s*(?:and\s+)?$", re.I)
-# An enumeration that may hold a name the lexicon does not know ("Tribel, Post and Nostr").
-_ENUM_GAP_LOOSE = re.compile(r"^(?:\s*(?:,|、|，|/|and|or|&|和|与|及|以及)\s*|\s*[A-Z][\w.]{1,20}\s*)+$")
-_PLACE_BEFORE_ZH = re.compile(r"(?:在|于|登录|进入|通过)\s*$")
-_PLACE_BEFORE_EN = re.compile(r"(?:\bon|\bin|\bacross|\bwithin)\s+(?:(?:his|her|its|their|the)\s+)?$", re.I)
-_TARGET_BEFORE_EN = re.compile(r"(?:links?|urls?|linking|redirect(?:s|ed)?|traffic|users?)\s+(?:to|from|for|of)\b"
-                               r"[^.;:]{0,60}$", re.I)
-# "跳转淘宝天猫的店铺", "链接到抖音": the platform the link leads to.
-_TARGET_BEFORE_ZH = re.compile(r"(?:跳转|链接|导流|外链|打开)(?:至|到|向)?\s*$")
-# "小红书笔记下挂链接", "快手直播间": the platform owning the content the links are put in.
-_PLACE_AFTER_ZH = re.compile(r"(?:的)?(?:笔记|直播间|短视频|店铺|小店|主页|帖子|评论区|个人简介|简介|群聊|朋友圈)")
-_SETTING_CLAUSE_ZH = re.compile(r"当[^，,。；]{0,60}时|继[^，,。；]{0,40}(?:之后|以后)|与[^，,。；]{0,30}不同|相比[^，,。；]{0,30}")
-_TARGET_GAP_ZH = re.compile(r"^[^，。；在将发宣称布,]{0,12}$")
 _BACKWARD_ZH = re.compile(r"已经|已|曾|了")
 _FORWARD_ZH = re.compile(r"将|即将|起|开始")
 _FORWARD_EN = re.compile(r"\bwill\b|\bstarting\b|\bbegin|\bfrom\b", re.I)
 _BACKWARD_EN = re.compile(r"\bhas\b|\bhave\b|\bhad\b|\bwas\b|\bwere\b|\b\w+ed\b", re.I)
-_LATIN_START = re.compile(r"^\W*[A-Za-z]")
 _WILL_EN = re.compile(r"\bwill\b", re.I)
 # The rule waits for an event the text does not date ("when the law comes into effect").
 _CONDITIONAL = re.compile(r"\b(?:when|once|if|after)\b[^.;]{0,100}\b(?:comes? into (?:force|effect)|takes? effect|"
@@ -67,11 +51,8 @@ _DESCRIBING_BEFORE = re.compile(r",\s*which\s+(?:\w+\s+)?$", re.I)
 _PARTICIPLE_BEFORE = re.compile(r",\s*(?:(?:\w+ly|often|also|thus|still|instead)\s+)?$", re.I)
 # "可以挂淘宝链接的功能没有了": an action inside a modifier of a noun describes that noun.
 _MODIFIER_AFTER_ZH = re.compile(r"[^，,。；;]{0,12}的(?:功能|能力|权限|入口|渠道)")
-# "other platforms, such as Discord": an example, not the platform acting.
-_EXAMPLE_BEFORE = re.compile(r"(?:such as|like|e\.g\.|including|例如|比如|诸如)\s*$", re.I)
 _EMBEDDED_BEFORE = re.compile(r"\b(?:how|what|where|whether)\b[^,;:.]{0,40}$", re.I)
 _QUESTION = re.compile(r"[？?]\s*$")
-_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?=\s*年|\b)")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[•·▪●◦\-*–]|\d{1,2}[.、)]|[（(]?[一二三四五六七八九十]+[、)）])\s*")
 _DEFAULT_TYPE_BY_TARGET = {
@@ -80,9 +61,6 @@ _DEFAULT_TYPE_BY_TARGET = {
 _TYPE_ORDER = ("affiliate", "third_party_product", "mini_program", "payment", "news", "social_profile",
                "external_url")
 
-PlatformHit = tuple[str, int, int]
-
-
 @dataclass(frozen=True)
 class _Hit:
     """A cue match in a sentence."""
@@ -90,81 +68,6 @@ class _Hit:
     cls: str
     start: int
     end: int
-
-
-def _local_date(published: datetime | None, tz: str | None) -> date | None:
-    """The publication date in the platform's own calendar, since effective dates are local."""
-    if published is None:
-        return None
-    if published.tzinfo is None:
-        published = published.replace(tzinfo=timezone.utc)
-    return published.astimezone(ZoneInfo(tz)).date() if tz else published.date()
-
-
-class _Context:
-    """What the sentences of one article share; its dominant platform is worked out only when a
-    sentence needs it (most articles have no candidate sentence at all)."""
-
-    def __init__(self, article: Article, sentences: list[str], has_title: bool, extractor: "Extractor") -> None:
-        self.article = article
-        self._sentences = sentences
-        self.has_title = has_title
-        self._extractor = extractor
-        self._main: str | None = None
-        self._main_done = False
-        self._dateline: date | None = None
-        self._dateline_done = False
-        self._hits: dict[str, tuple[PlatformHit, ...]] = {}
-        self._latest_year: int | None = None
-        self._announced: dict[str, bool] = {}
-
-    def platforms(self, sentence: str) -> tuple[PlatformHit, ...]:
-        """The platforms named in a sentence of this article; several passes ask for the same
-        sentences and the alias pattern is the costliest match, so answers are kept per article."""
-        hits = self._hits.get(sentence)
-        if hits is None:
-            hits = self._hits[sentence] = self._extractor._platform_hits(sentence)
-        return hits
-
-    def announces(self, sentence: str) -> bool:
-        said = self._announced.get(sentence)
-        if said is None:
-            said = self._announced[sentence] = self._extractor._announces(sentence)
-        return said
-
-    def latest_year(self) -> int | None:
-        """The latest year the article names (not after this year): the best guess of when an
-        undated article was written, so that "2014年…" in it still reads as history."""
-        if self._latest_year is None:
-            this_year = clock.utcnow().year
-            years = [int(m.group(1)) for s in self._sentences for m in _YEAR.finditer(s)]
-            self._latest_year = max((y for y in years if y <= this_year), default=0)
-        return self._latest_year or None
-
-    def ref(self, tz: str | None) -> date | None:
-        """The day the text was written: its dateline ("6月6日消息", "June 29 (Reuters)") when that is
-        a few days before the publication date (a repost), else the publication date. "今日" and
-        "on Tuesday" count from it."""
-        published = _local_date(self.article.published, tz)
-        if published is None:
-            return None
-        if not self._dateline_done:
-            self._dateline_done = True
-            for sentence in self._sentences[:6]:
-                found = dates.dateline(sentence, published)
-                if found is not None:
-                    self._dateline = found
-                    break
-        if self._dateline is not None and 0 < (published - self._dateline).days <= 7:
-            return self._dateline
-        return published
-
-    @property
-    def main_platform(self) -> str | None:
-        if not self._main_done:
-            self._main = self._extractor._main_platform(self._sentences, self.has_title, self.platforms)
-            self._main_done = True
-        return self._main
 
 
 class Extractor:
@@ -182,7 +85,7 @@ class Extractor:
         raw_sentences = [article.title.strip()] if title else []
         raw_sentences += text.sentences(body)
         simple = [text.to_simplified(s) for s in raw_sentences]
-        ctx = _Context(article, simple, bool(title), self)
+        ctx = ArticleContext(article, simple, bool(title), self)
         by_platform: dict[str, list[PolicyChange]] = {}
         intro: str | None = None  # the sentence introducing the list the current sentence is in
         # An announcement just before ("…正式推出了红猫计划。商家可以…挂上链接") makes the rule sentence
@@ -214,7 +117,7 @@ class Extractor:
         merged = [c if c.effective_date else self._article_date(c, simple, ctx) for c in merged]
         return [self._article_targets(c, simple, ctx) for c in merged]
 
-    def _article_targets(self, change: PolicyChange, simple: list[str], ctx: _Context) -> PolicyChange:
+    def _article_targets(self, change: PolicyChange, simple: list[str], ctx: ArticleContext) -> PolicyChange:
         """The full list of whose links are affected is often spelled out apart from the rule ("The
         company specifies the prohibited platforms are Facebook, Instagram, Mastodon…"): an
         enumeration of platforms in a sentence with the same action joins the targets."""
@@ -235,7 +138,7 @@ class Extractor:
             plats = [p for p in every if p[0] != change.platform]
             runs: list[list[PlatformHit]] = []
             for k, hit in enumerate(plats):
-                if k and _ENUM_GAP_LOOSE.match(sentence[plats[k - 1][2]:hit[1]]):
+                if k and roles.ENUM_GAP_LOOSE.match(sentence[plats[k - 1][2]:hit[1]]):
                     runs[-1].append(hit)
                 else:
                     runs.append([hit])
@@ -252,7 +155,7 @@ class Extractor:
             return change
         return replace(change, targets=tuple(dict.fromkeys([*change.targets, *extra])))
 
-    def _article_date(self, change: PolicyChange, simple: list[str], ctx: _Context) -> PolicyChange:
+    def _article_date(self, change: PolicyChange, simple: list[str], ctx: ArticleContext) -> PolicyChange:
         """Reports often state the rule in one sentence and date it in another that names the same
         platform and what it did ("昨日 Twitter 宣布禁止…", "微信从 2 月 11 日起…进行了限制",
         "X began … on Tuesday"). Such a sentence dates the change when it is not background and its
@@ -267,7 +170,7 @@ class Extractor:
             if change.platform not in {p for p, _s, _e in ctx.platforms(sentence)} and not any(
                     cues.refers.search(sentence) for cues in cue_sets):
                 continue  # neither names the platform nor refers back to the change ("this change")
-            ref = ctx.ref(tz or ("Asia/Shanghai" if _HAN.search(sentence) else None))
+            ref = ctx.ref(tz or ("Asia/Shanghai" if HAN.search(sentence) else None))
             if self._is_background(sentence, cue_sets, ref, ctx.latest_year()) or _CONDITIONAL.search(sentence):
                 continue
             acts = {a for cues in cue_sets for a, p in cues.actions.items() if p.search(sentence)}
@@ -291,14 +194,14 @@ class Extractor:
                             targets=change.targets, effective_date=best.value, evidence=change.evidence,
                             confidence=change.confidence, extra={**change.extra, "dated_by": by})
 
-    def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: _Context,
+    def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: ArticleContext,
                      announced_before: bool = False) -> PolicyChange:
         """A rule and its date are often a sentence apart ("…we will prohibit sharing links…" then
         "enforcement will be delayed until August 17"); only a date marked as the start of a rule
         ("起", "starting", "effective", "until") in the next or previous sentence is taken, or any
         date of the announcement just before that the rule belongs to ("5月7日，…正式推出了…")."""
         tz = self.lexicon.platforms[change.platform].tz if change.platform in self.lexicon.platforms else None
-        ref = ctx.ref(tz or ("Asia/Shanghai" if _HAN.search(simple[i]) else None))
+        ref = ctx.ref(tz or ("Asia/Shanghai" if HAN.search(simple[i]) else None))
         for j in (i + 1, i - 1, i + 2):
             if j < 0 or (j == 0 and ctx.has_title) or j >= len(simple):
                 continue
@@ -337,7 +240,7 @@ class Extractor:
     def _is_howto(self, title: str) -> bool:
         return any(cues.howto.search(title) for cues in self._cue_sets(title))
 
-    def _main_platform(self, sentences: list[str], has_title: bool,
+    def main_platform(self, sentences: list[str], has_title: bool,
                        platforms: Callable[[str], Sequence[PlatformHit]]) -> str | None:
         """The platform the article is about: the first named in the title, else the most named."""
         if has_title and sentences:
@@ -350,7 +253,7 @@ class Extractor:
     # -- one sentence -------------------------------------------------------------------------------
     def _cue_sets(self, sentence: str) -> list[Cues]:
         out = []
-        if _HAN.search(sentence):
+        if HAN.search(sentence):
             out.append(self.lexicon.cues["zh"])
         if _LATIN.search(sentence):
             out.append(self.lexicon.cues["en"])
@@ -384,91 +287,9 @@ class Extractor:
         return [_Hit(action, m.start(), m.end()) for cues in cue_sets for action, pattern in cues.actions.items()
                 for m in pattern.finditer(sentence)]
 
-    def _platform_hits(self, sentence: str) -> tuple[PlatformHit, ...]:
+    def platform_hits(self, sentence: str) -> tuple[PlatformHit, ...]:
         return tuple((self.lexicon.platform_of(m.group(0)), m.start(), m.end())
                      for m in self.lexicon.alias_pattern.finditer(sentence))
-
-    def _places(self, sentence: str, plats: Sequence[PlatformHit]) -> set[int]:
-        """Mentions marked as the place where links are published ("在快手直播间", "on Twitter")."""
-        return {i for i, (_pid, s, e) in enumerate(plats)
-                if _PLACE_BEFORE_ZH.search(sentence[max(0, s - 6):s])
-                or _PLACE_BEFORE_EN.search(sentence[max(0, s - 12):s])
-                or (_PLACE_AFTER_ZH.match(sentence[e:e + 6])
-                    and not _TARGET_BEFORE_ZH.search(sentence[max(0, s - 6):s]))}
-
-    def _targets(self, sentence: str, plats: Sequence[PlatformHit], link_spans: list[tuple[int, int]],
-                 action_spans: list[tuple[int, int]]) -> set[int]:
-        """Indexes of platform mentions whose links are affected: the ones directly before a link word
-        (with an enumeration "淘宝、京东联盟商品链接"), or after "links to" in English."""
-        targets: set[int] = set()
-        for i, (_, s, e) in enumerate(plats):
-            for ls, _le in link_spans:
-                gap = sentence[e:ls]
-                if ls < e or not _TARGET_GAP_ZH.match(gap) or re.search(r"[A-Za-z]{3,}", gap):
-                    continue
-                # The nearest platform before the link word, with no verb between ("QQ可以直接打开淘宝链接"
-                # makes 淘宝 the target, not QQ).
-                if any(e <= other_s < ls for _p, other_s, _e in plats) or any(
-                        e <= a_s < ls for a_s, _a_e in action_spans):
-                    continue
-                targets.add(i)
-            if _TARGET_BEFORE_EN.search(sentence[max(0, s - 80):s]) or _TARGET_BEFORE_ZH.search(
-                    sentence[max(0, s - 6):s]):
-                targets.add(i)
-        # Extend over an enumeration: "淘宝、京东联盟" makes 淘宝 a target too, "links to A, B and C" makes B, C.
-        changed = True
-        while changed:
-            changed = False
-            for i in range(len(plats) - 1):
-                gap = sentence[plats[i][2]:plats[i + 1][1]]
-                if not _ENUM_GAP.match(gap):
-                    continue
-                for a, b in ((i, i + 1), (i + 1, i)):
-                    if a in targets and b not in targets:
-                        targets.add(b)
-                        changed = True
-        return targets
-
-    def _actor(self, sentence: str, plats: Sequence[PlatformHit], targets: set[int], action_at: int,
-               ctx: _Context) -> tuple[str | None, bool]:
-        """The platform whose rule changes: one marked as the place ("在快手", "on Twitter"); else the
-        platform named nearest before the action word (the subject); else the first named after it;
-        else the source's platform, else the platform the article is about."""
-        target_ids = {plats[i][0] for i in targets}
-        # A platform named elsewhere in the sentence as more than a target speaks for itself
-        # ("微信…《微信外部链接内容管理规范》…微信对…进行了限制" is WeChat's own rule).
-        examples = {i for i, (_p, st, _e) in enumerate(plats) if _EXAMPLE_BEFORE.search(sentence[max(0, st - 12):st])}
-        # An enumeration that starts with an example is all examples ("such as Discord or Mastodon").
-        for i in range(1, len(plats)):
-            if i - 1 in examples and _ENUM_GAP.match(sentence[plats[i - 1][2]:plats[i][1]]):
-                examples.add(i)
-        others = [(i, p) for i, p in enumerate(plats) if i not in targets and i not in examples]
-        places = self._places(sentence, plats)
-        for i, (pid, _s, _e) in others:
-            if i in places and pid not in target_ids:
-                return pid, True
-        # A platform in a setting clause ("当抖音电商…宣布…时，小红书却…") is not the subject.
-        setting = [(m.start(), m.end()) for m in _SETTING_CLAUSE_ZH.finditer(sentence)]
-        before = [p for _i, p in others if p[2] <= action_at and not any(a <= p[1] < b for a, b in setting)]
-        if before:
-            # Chinese puts the subject first ("腾讯、阿里…回应工信部…并解除"); English reports often
-            # open with someone else ("Meta CEO … announced that Instagram users can now …").
-            subject = before[0] if _HAN.search(sentence[: before[0][1] + 1]) and not _LATIN_START.match(sentence) \
-                else before[-1]
-            return subject[0], True
-        # Nothing named before the action: a platform named after it is its object ("不得发布淘宝…的
-        # 商品链接"), so the source's own platform, when it has one, is the actor.
-        if ctx.article.platform_hint:
-            return ctx.article.platform_hint, False
-        if others:
-            return others[0][1][0], True
-        if ctx.main_platform and ctx.main_platform not in target_ids:
-            return ctx.main_platform, False
-        if len(target_ids) == 1:
-            # The only platform named is the one whose links change, and nobody else acts on them:
-            # it acts on its own links ("Google 网址缩短器…链接…将不再返回响应").
-            return next(iter(target_ids)), True
-        return None, False
 
     def _link_type(self, sentence: str, cue_sets: list[Cues], targets: list[str]) -> str:
         for t in _TYPE_ORDER:
@@ -510,7 +331,7 @@ class Extractor:
                     return True
         year = ref.year if ref is not None else year_now
         if year is not None:
-            for m in _YEAR.finditer(sentence):
+            for m in YEAR.finditer(sentence):
                 if int(m.group(1)) < year and not re.match(r"\s*年?\s*\d{1,2}\s*月\s*\d{1,2}\s*日?\s*(?:起|开始)",
                                                                sentence[m.end():m.end() + 14]):
                     return True
@@ -540,12 +361,12 @@ class Extractor:
                 return True
         return False
 
-    def _announces(self, sentence: str) -> bool:
+    def announces(self, sentence: str) -> bool:
         cue_sets = self._cue_sets(sentence)
         return self._says_change(sentence, cue_sets, "announce") and not any(
             cues.past.search(sentence) for cues in cue_sets)
 
-    def _from_sentence(self, sentence: str, raw: str, ctx: _Context, is_title: bool,
+    def _from_sentence(self, sentence: str, raw: str, ctx: ArticleContext, is_title: bool,
                        previous: str | None, announced: Callable[[], bool] = lambda: False
                        ) -> PolicyChange | None:
         cue_sets = self._cue_sets(sentence)
@@ -572,12 +393,12 @@ class Extractor:
         hedged = any(cues.hedges.search(sentence) for cues in cue_sets)
         plats = ctx.platforms(sentence)
         action_spans = [(h.start, h.end) for h in self._action_hits(sentence, cue_sets)]
-        target_idx = self._targets(sentence, plats, link_spans, action_spans) - self._places(sentence, plats)
-        actor, named = self._actor(sentence, plats, target_idx, action.start, ctx)
+        target_idx = roles.targets(sentence, plats, link_spans, action_spans) - roles.places(sentence, plats)
+        actor, named = roles.actor(sentence, plats, target_idx, action.start, ctx)
         if actor is None:
             return None
         tz = self.lexicon.platforms[actor].tz if actor in self.lexicon.platforms else None
-        if tz is None and _HAN.search(sentence):
+        if tz is None and HAN.search(sentence):
             tz = "Asia/Shanghai"
         ref = ctx.ref(tz)
         if self._is_background(sentence, cue_sets, ref, ctx.latest_year()):
