@@ -359,3 +359,34 @@ def test_an_undated_article_still_knows_old_news_by_its_latest_year() -> None:
     body = ("<p>2025年，小红书与淘宝合作推出红猫计划。</p>"
             "<p>2020年，小红书首次向淘宝开放外链，用户能通过笔记跳转到淘宝商品页。</p>")
     assert _one("", body, published=None) == []
+
+
+def test_news_outlets_and_report_datelines_are_not_the_change() -> None:
+    body = "<p>腾讯科技讯 10月27日，据网友反映，苏宁易购已于近日在robots.txt中屏蔽了一淘网的内容抓取。</p>"
+    changes = _one("", body, published="2011-10-27T10:00:00+08:00")
+    assert all(c.platform != "wechat" for c in changes)           # 腾讯科技 reports, it does not act
+    assert all(c.effective_date is None for c in changes)         # "10月27日，据…" is when it was reported
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t + "\n[broken", "not valid TOML"),
+    (lambda t: t.replace('regulator = true', 'regulator = "yes"'), "platforms.miit.regulator: expected bool"),
+    (lambda t: t.replace('name_zh = "快手"', 'name_zh = "快手"\nslogan = "x"', 1), "platforms.kuaishou.slogan: unknown key"),
+    (lambda t: t.replace("[cues.zh.actions]", "[cues.zh.actions]\nforbid = [\"禁\"]", 1),
+     "cues.zh.actions.forbid: not an action"),
+])
+def test_a_users_lexicon_is_validated_with_file_and_key(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from monitor.extract.lexicon import BUILTIN, LexiconError, load
+
+    bad = tmp_path / "mine.toml"
+    bad.write_text(edit(BUILTIN.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(LexiconError, match=message):
+        load(str(bad))
+    # the CLI says the same in one line, exit status 2, before reading any input
+    out = subprocess.run([sys.executable, "-m", "monitor", "extract", "--lexicon", str(bad), "--input", "-"],
+                         input="", capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and str(bad) in out.stderr and message.split(":")[0] in out.stderr
+    assert "Traceback" not in out.stderr

@@ -58,7 +58,7 @@ _SPEECH_AFTER = re.compile(r"^\)?(?:\s*\([^)]{3,20}\))?\s*,?\s*(?:that\s+)?(?:sa
 _POSTED_BEFORE = re.compile(r"\(@\w+\)\s*$")
 # (a word or more between, so "after March 1" itself, a start, is not a cause)
 _CAUSE_BEFORE = re.compile(r"\b(?:following|after|amid)\s+[^,;.\d]{3,80}$", re.I)
-_DATELINE_AFTER = re.compile(r"^\s*(?:消息|讯|电|报道|[—–]|[(（]\s*(?:Reuters|AP|AFP|Bloomberg|Xinhua|新华社|记者)|"
+_DATELINE_AFTER = re.compile(r"^\s*(?:消息|讯|电|报道|[—–]|[,，]\s*据|[(（]\s*(?:Reuters|AP|AFP|Bloomberg|Xinhua|新华社|记者)|"
                              r"(?:上午|下午|晚间|晚上|中午|凌晨)|\s*\d{1,2}[:：]\d{2}\s*(?:消息|讯))", re.I)
 
 

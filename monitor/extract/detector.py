@@ -45,6 +45,8 @@ _NOUN_REQUIREMENT = re.compile(r"(的|基本|相关|有关|合规)要求")
 _POSTING_AFTER = re.compile(r"\s*(?:的|时间|日期|于|[:：]|了?(?:外链|链接|商品|内容|信息|笔记|视频|文章))")
 _PROGRESSIVE_BEFORE = re.compile(r"\b(?:is|are)\s+(?:now\s+)?$", re.I)
 _PRODUCT_NAMES = re.compile(r"开放平台|开放接口|Open Platform|不再是", re.I)  # 不再是: "is no longer", a copula
+# 腾讯科技, 新浪科技…: news outlets reporting, not platforms acting.
+_OUTLETS = re.compile(r"(?:腾讯|网易|新浪|搜狐|凤凰|百度)(?:科技|新闻|财经|网|娱乐)")
 # ", which lets users see headlines": a clause describing what a thing does, not what changes.
 _DESCRIBING_BEFORE = re.compile(r",\s*which\s+(?:\w+\s+)?$", re.I)
 # ", often allowing screenshots": a participle adding a consequence or an exception.
@@ -288,6 +290,8 @@ class Extractor:
                 for m in pattern.finditer(sentence)]
 
     def platform_hits(self, sentence: str) -> tuple[PlatformHit, ...]:
+        if HAN.search(sentence):
+            sentence = _OUTLETS.sub(lambda m: "_" * len(m.group(0)), sentence)
         return tuple((self.lexicon.platform_of(m.group(0)), m.start(), m.end())
                      for m in self.lexicon.alias_pattern.finditer(sentence))
 
