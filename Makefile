@@ -20,6 +20,7 @@ run: install
 	$(BIN)/policy-monitor run
 
 test: install
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 clean:

@@ -231,14 +231,13 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Settings":
-        for section, items in (("sources", self.sources), ("notify", self.notify)):
+        for section, names in (("sources", [x.name for x in self.sources]),
+                               ("notify", [x.name for x in self.notify])):
             seen: dict[str, int] = {}
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    raise ValueError(
-                        f"{section}[{i}].name: {item.name!r} is already the name of {section}[{seen[item.name]}]"
-                    )
-                seen[item.name] = i
+            for i, name in enumerate(names):
+                if name in seen:
+                    raise ValueError(f"{section}[{i}].name: {name!r} is already the name of {section}[{seen[name]}]")
+                seen[name] = i
         return self
 
 

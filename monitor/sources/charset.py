@@ -48,10 +48,10 @@ def declared(content: bytes, content_type: str | None) -> list[str]:
     head = content[:65536]
     if content.startswith(codecs.BOM_UTF8):
         found.insert(0, "utf-8")
-    if m := _XML.match(head):
-        found.append(m.group(1).decode("ascii", "ignore"))
-    if m := _META.search(head):
-        found.append(m.group(1).decode("ascii", "ignore"))
+    if xml := _XML.match(head):
+        found.append(xml.group(1).decode("ascii", "ignore"))
+    if meta := _META.search(head):
+        found.append(meta.group(1).decode("ascii", "ignore"))
     return found
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Select, and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.clock import as_utc
@@ -73,7 +73,7 @@ def claim_poll(session: Session, name: str, now: datetime, slack: timedelta, int
         update(Source).where(Source.name == name,
                              or_(Source.next_poll.is_(None), Source.next_poll <= now + slack))
         .values(next_poll=now + interval).execution_options(synchronize_session=False))
-    return bool(result.rowcount)
+    return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
 
 
 def list_sources(session: Session) -> Sequence[Source]:
@@ -350,7 +350,7 @@ class ChangeFilter:
 
 
 def list_changes(session: Session, f: ChangeFilter = ChangeFilter()) -> list[Change]:
-    stmt: Select[tuple[Change]] = select(Change).options(
+    stmt = select(Change).options(
         selectinload(Change.mentions).selectinload(Mention.entry).selectinload(Entry.source),
         selectinload(Change.history))
     if f.platform:
