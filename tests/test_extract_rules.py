@@ -349,6 +349,8 @@ def test_rules_that_must_not_overreach(body: str, published: str, platform: str,
     ("<p>Subreddits are now removing links to X, often allowing screenshots instead.</p>", "reddit", "ban"),
     ("<p>YouTube announced that links in Shorts descriptions are clickable again starting today.</p>",
      "youtube", "allow"),
+    ("<p>LinkedIn is now demoting posts that contain external links in the feed.</p>", "linkedin", "restrict"),
+    ("<p>X has started to reduce the reach of posts with external links.</p>", "twitter", "restrict"),
 ])
 def test_actions_read_as_users_would(body: str, platform: str, action: str) -> None:
     [change] = _one("", body, hint="xiaohongshu" if "笔记" in body else None)
