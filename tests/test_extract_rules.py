@@ -392,3 +392,13 @@ def test_a_users_lexicon_is_validated_with_file_and_key(tmp_path: Path, edit, me
                          input="", capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2 and str(bad) in out.stderr and message.split(":")[0] in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_deadline_dates_a_requirement_but_a_start_wins_over_it() -> None:
+    [change] = _one("", "<p>工信部宣布，要求9月17日前各平台必须按标准解除屏蔽网址链接。</p>",
+                    published="2021-09-13T10:00:00+08:00")
+    assert (change.platform, change.action, change.effective_date) == ("miit", "require", date(2021, 9, 17))
+    body = ("<p>视频号宣布，自3月25日起，小程序商家挂链接需要使用新的接入流程。</p>"
+            "<p>已入驻的小程序商家需要在6月30日前完成链接组件的升级。</p>")
+    [change] = _one("", body, published="2022-03-18T14:00:00+08:00")
+    assert change.effective_date == date(2022, 3, 25)

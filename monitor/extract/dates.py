@@ -44,7 +44,7 @@ _EN_ON_WEEKDAY = re.compile(r"(?<!next )(?<!coming )\b(?:(?:on|this|last)\s+)?(M
 _EN_TOMORROW = re.compile(r"(?:starting|from|beginning|as of)\s+tomorrow", re.I)
 _EN_NEXT_WD = re.compile(r"(?:next|this coming)\s+(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)", re.I)
 # Words right after (zh) or right before (en) a date that mark it as the start of the rule.
-_ZH_START_AFTER = re.compile(r"^\s*(?:\d{1,2}[:：]\d{2}\s*)?(?:起|开始|生效|零时|0时|正式)")
+_ZH_START_AFTER = re.compile(r"^\s*(?:\d{1,2}[:：]\d{2}\s*)?(?:起|开始|生效|零时|0时|正式|前(?!后))")
 _ZH_START_BEFORE = re.compile(r"(?:将于|将在|将从|自|从)\s*$")
 _EN_START_BEFORE = re.compile(r"(?:from|starting|effective|as of|beginning|begins|until|takes? effect|go(?:es)? into effect)\s*(?:on\s*)?$", re.I)
 
@@ -70,6 +70,7 @@ class FoundDate:
     explicit_year: bool
     relative: bool = False  # a day named relative to the report ("昨日", "on Tuesday", "today")
     said: bool = False  # the day something was said or reported ("said Monday", "reported on Tuesday")
+    deadline: bool = False  # marked as a deadline ("9月17日前") rather than a start ("3月1日起")
 
 
 def month_number(name: str) -> int | None:
@@ -142,7 +143,8 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         taken.append((m.start(), m.end()))
         found.append(FoundDate(value, m.start(), marked, explicit_year, relative,
                                bool(_SPEECH_BEFORE.search(text[max(0, m.start() - 30):m.start()])
-                                    or _SPEECH_AFTER.match(text[m.end():m.end() + 40]))))
+                                    or _SPEECH_AFTER.match(text[m.end():m.end() + 40])),
+                               marked and text[m.end():m.end() + 2].lstrip().startswith("前")))
 
     for m in _ZH_FULL.finditer(text):
         add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), True)

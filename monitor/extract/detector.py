@@ -217,7 +217,8 @@ class Extractor:
                 best = next((d for d in found if d.marked), found[0])
                 return PolicyChange(platform=change.platform, action=change.action, link_type=change.link_type,
                                     targets=change.targets, effective_date=best.value, evidence=change.evidence,
-                                    confidence=change.confidence, extra={**change.extra, "marked": best.marked})
+                                    confidence=change.confidence,
+                                    extra={**change.extra, "marked": best.marked, "deadline": best.deadline})
         return change
 
     @staticmethod
@@ -231,7 +232,8 @@ class Extractor:
         # latest, since an article recounting steps reports the newest one.
         dated = [m for m in body if m.effective_date is not None] or [m for m in mentions if m.effective_date]
         marked = [m for m in dated if m.extra.get("marked")]
-        pool = marked or dated
+        starts = [m for m in marked if not m.extra.get("deadline")]  # "3月25日起" before "6月30日前"
+        pool = starts or marked or dated
         eff = max((m.effective_date for m in pool if m.effective_date), default=None)
         targets = tuple(dict.fromkeys(t for m in mentions for t in m.targets))
         return PolicyChange(platform=best.platform, action=best.action, link_type=best.link_type, targets=targets,
@@ -438,5 +440,6 @@ class Extractor:
             platform=actor, action=kind, link_type=self._link_type(sentence, cue_sets, targets),
             targets=tuple(targets), effective_date=eff, evidence=_LIST_ITEM.sub("", raw.strip(), count=1),
             confidence=round(min(max(confidence, 0.05), 0.95), 3),
-            extra={"title": is_title, "marked": bool(when and when.marked)},
+            extra={"title": is_title, "marked": bool(when and when.marked),
+                   "deadline": bool(when and when.deadline)},
         )
