@@ -156,12 +156,12 @@ def test_eval_matches_reference_scorer(shared: Path, tmp_path: Path) -> None:
     for key in ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "platform_acc", "date_acc", "invented_dates"):
         assert report.figures[key] == reference[key], key
     # The targets: precision, recall and platform >= 0.95, invented dates <= 2% of true
-    # positives. Its date target (0.95) is not met yet: the floor sits under today's 0.81.
+    # positives. Its date target (0.95) is not met yet: the floor sits under today's 0.83.
     figures = report.figures
     assert figures["precision"] >= 0.95 and figures["recall"] >= 0.95, figures
     assert figures["platform_acc"] >= 0.95, figures
     assert figures["invented_dates"] <= 0.02 * figures["tp"], figures
-    assert figures["date_acc"] >= 0.78, figures
+    assert figures["date_acc"] >= 0.80, figures
 
 
 def test_date_of_a_list_comes_from_its_introduction() -> None:
