@@ -110,6 +110,8 @@ def test_traditional_chinese_is_read_through_simplified_lexicon() -> None:
     ("", "<p>Meta tags allow site owners to decide how link previews will be shown on other platforms, "
          "such as Discord.</p>"),                                           # an embedded question, an example
     ("", "<p>The News tab, which lets users see news links, is popular in Australia.</p>"),  # describing
+    ("", "<p>Instagram allows one clickable link in the profile (the platform now exposes up to five in a "
+         "separate panel), and that slot is the funnel.</p>"),               # an aside is not the news
 ])
 def test_not_a_change(title: str, body: str) -> None:
     assert _one(title, body) == []

@@ -54,6 +54,7 @@ _PARTICIPLE_BEFORE = re.compile(r",\s*(?:(?:\w+ly|often|also|thus|still|instead)
 # "可以挂淘宝链接的功能没有了": an action inside a modifier of a noun describes that noun.
 _MODIFIER_AFTER_ZH = re.compile(r"[^，,。；;]{0,12}的(?:功能|能力|权限|入口|渠道)")
 _EMBEDDED_BEFORE = re.compile(r"\b(?:how|what|where|whether)\b[^,;:.]{0,40}$", re.I)
+_ASIDE = re.compile(r"[(（][^()（）]{15,}[)）]")
 _QUESTION = re.compile(r"[？?]\s*$")
 _LIST_INTRO = re.compile(r"[:：]\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[•·▪●◦\-*–]|\d{1,2}[.、)]|[（(]?[一二三四五六七八九十]+[、)）])\s*")
@@ -312,6 +313,9 @@ class Extractor:
     def _says_change(sentence: str, cue_sets: list[Cues], cls: str = "change") -> bool:
         """A change (or announcement) cue that is not part of a passive or of posting: "can't be
         added", "发布的外链" and "发布外链之前" (links that are posted) describe a standing rule."""
+        # An aside in parentheses ("(the platform now exposes up to five…)") does not make the
+        # sentence around it news.
+        sentence = _ASIDE.sub(lambda m: "(" + "_" * (len(m.group(0)) - 2) + ")", sentence)
         for cues in cue_sets:
             for m in getattr(cues, cls).finditer(sentence):
                 if _PASSIVE_BEFORE.search(sentence[max(0, m.start() - 12):m.start()]):
