@@ -64,6 +64,15 @@ _DEFAULT_TYPE_BY_TARGET = {
 _TYPE_ORDER = ("affiliate", "third_party_product", "mini_program", "payment", "news", "social_profile",
                "external_url")
 
+def _lean(sentence: str) -> int:
+    """Which way a year-less date leans: back for a report of what has happened ("已", "has
+    banned"), forward otherwise (announcements of what will happen)."""
+    if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
+            _BACKWARD_EN.search(sentence) and not _FORWARD_EN.search(sentence)):
+        return -1
+    return 1
+
+
 @dataclass(frozen=True)
 class _Hit:
     """A cue match in a sentence."""
@@ -180,9 +189,7 @@ class Extractor:
             announces = any(cues.announce.search(sentence) for cues in cue_sets)
             if acts and change.action not in acts:
                 continue  # about something else the platform did (the ban that a restoration undoes)
-            lean = -1 if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
-                _BACKWARD_EN.search(sentence) and not _FORWARD_EN.search(sentence)) else 1
-            found = dates.find_dates(sentence, ref or date(1970, 1, 1), lean)
+            found = dates.find_dates(sentence, ref or date(1970, 1, 1), _lean(sentence))
             if ref is None:
                 found = [d for d in found if d.explicit_year]
             # A date marked as a start or deadline counts anywhere; a full date or a day named relative to
@@ -193,9 +200,7 @@ class Extractor:
             return change
         # A date marked as the start ("8月5日正式上线") beats the day the plan was announced.
         best, by = next(((d, s) for d, s in candidates if d.marked), candidates[0])
-        return PolicyChange(platform=change.platform, action=change.action, link_type=change.link_type,
-                            targets=change.targets, effective_date=best.value, evidence=change.evidence,
-                            confidence=change.confidence, extra={**change.extra, "dated_by": by})
+        return replace(change, effective_date=best.value, extra={**change.extra, "dated_by": by})
 
     def _date_nearby(self, change: PolicyChange, simple: list[str], i: int, ctx: ArticleContext,
                      announced_before: bool = False) -> PolicyChange:
@@ -216,10 +221,8 @@ class Extractor:
                      and (ref is not None or d.explicit_year)]
             if found:
                 best = next((d for d in found if d.marked), found[0])
-                return PolicyChange(platform=change.platform, action=change.action, link_type=change.link_type,
-                                    targets=change.targets, effective_date=best.value, evidence=change.evidence,
-                                    confidence=change.confidence,
-                                    extra={**change.extra, "marked": best.marked, "deadline": best.deadline})
+                return replace(change, effective_date=best.value,
+                               extra={**change.extra, "marked": best.marked, "deadline": best.deadline})
         return change
 
     @staticmethod
@@ -264,12 +267,12 @@ class Extractor:
             out.append(self.lexicon.cues["en"])
         return out
 
-    def _action(self, sentence: str, cue_sets: list[Cues], link_at: int) -> _Hit | None:
+    def _action(self, sentence: str, all_hits: list[_Hit], link_at: int) -> _Hit | None:
         """The action nearest the link word; when two action words touch, the first governs
         ("不再允许" is a ban, "解除屏蔽" and "lift the ban" are an allow)."""
         # ", which lets users see headlines" describes what a thing does; ", which bans links" may
         # well be the change, so only permissions are read as description.
-        hits = [h for h in self._action_hits(sentence, cue_sets)
+        hits = [h for h in all_hits
                 if not (h.cls == "allow" and (_DESCRIBING_BEFORE.search(sentence[max(0, h.start - 30):h.start])
                                               or _PARTICIPLE_BEFORE.search(sentence[max(0, h.start - 20):h.start])
                                               and sentence[h.start:h.end].lower().endswith("ing")))
@@ -397,12 +400,13 @@ class Extractor:
         link_spans = [(m.start(), m.end()) for cues in cue_sets for m in cues.links.finditer(sentence)]
         if not link_spans:
             return None
-        action = self._action(sentence, cue_sets, link_spans[0][0])
+        all_actions = self._action_hits(sentence, cue_sets)
+        action = self._action(sentence, all_actions, link_spans[0][0])
         if action is None:
             return None
         hedged = any(cues.hedges.search(sentence) for cues in cue_sets)
         plats = ctx.platforms(sentence)
-        action_spans = [(h.start, h.end) for h in self._action_hits(sentence, cue_sets)]
+        action_spans = [(h.start, h.end) for h in all_actions]
         target_idx = roles.targets(sentence, plats, link_spans, action_spans) - roles.places(sentence, plats)
         actor, named = roles.actor(sentence, plats, target_idx, action.start, ctx)
         if actor is None:
@@ -413,11 +417,7 @@ class Extractor:
         ref = ctx.ref(tz)
         if self._is_background(sentence, cue_sets, ref, ctx.latest_year()):
             return None
-        lean = 1
-        if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
-                _BACKWARD_EN.search(sentence) and not _FORWARD_EN.search(sentence)):
-            lean = -1
-        when = self._date(sentence, previous, ref, lean, is_title)
+        when = self._date(sentence, previous, ref, _lean(sentence), is_title)
         if (when is not None and not when.marked and ref is not None and when.value < ref
                 and _WILL_EN.search(sentence)):
             # "said on Monday it will restore…": when it was said, not when the rule applies. (Only in
