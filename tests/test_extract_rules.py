@@ -420,3 +420,24 @@ def test_general_tech_feeds_raise_almost_no_alerts(shared: Path) -> None:
             flagged += bool(Extractor().extract(Article("f", e.get("title", ""), body, None)))
     assert entries > 300
     assert flagged <= 0.01 * entries, f"{flagged} of {entries} entries read as link-policy changes"
+
+
+def test_traditional_copies_of_the_corpus_read_the_same(shared: Path) -> None:
+    """Many reports are in Traditional script: each Chinese article of the corpus, converted to
+    Traditional, yields the same changes (platform, action, date) as the original."""
+    from dataclasses import replace
+
+    import opencc
+
+    from monitor.extract.records import read_articles
+
+    s2t, extractor, compared = opencc.OpenCC("s2t"), Extractor(), 0
+    with (shared / "corpus" / "dev.jsonl").open(encoding="utf-8") as f:
+        for a in read_articles(f):
+            if a.lang != "zh":
+                continue
+            want = [(c.platform, c.action, c.effective_date) for c in extractor.extract(a)]
+            trad = replace(a, title=s2t.convert(a.title), body=s2t.convert(a.body or ""))
+            assert [(c.platform, c.action, c.effective_date) for c in extractor.extract(trad)] == want, a.id
+            compared += 1
+    assert compared > 100
