@@ -162,6 +162,23 @@ class ChangeEvent(Base):
     change: Mapped[Change] = relationship(back_populates="history")
 
 
+class Label(Base):
+    """A person's judgement of a change ("not a link-policy change", "the date is 2022-03-01"): applied
+    to the change, kept across re-extraction, and exported with its articles as training data."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))           # not_a_change | date | platform | action
+    value: Mapped[str | None] = mapped_column(String(64))   # the corrected value; None for not_a_change
+    previous: Mapped[str | None] = mapped_column(String(64))  # what the extractor had said
+    by: Mapped[str] = mapped_column(String(32), default="cli")  # cli | web
+    created_at: Mapped[datetime]
+
+    change: Mapped[Change] = relationship()
+
+
 class Delivery(Base):
     """An outbox row: one message (alert, update, reminder, ops) owed to one notifier.
 
