@@ -336,8 +336,9 @@ def extract(input_path: str, output_path: str, lexicon_path: str | None, config_
 @click.option("--min-f1", type=float, help="Exit 1 when F1 is below this.")
 @click.option("--min-date", type=float, help="Exit 1 when effective-date accuracy is below this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@config_option
 def evaluate_cmd(corpus: str, lexicon_path: str | None, errors: bool, min_f1: float | None,
-                 min_date: float | None, as_json: bool) -> None:
+                 min_date: float | None, as_json: bool, config_path: str | None) -> None:
     """Extraction quality on a labeled corpus: precision, recall, F1, field accuracy, the errors."""
     import json as _json
     from pathlib import Path
@@ -347,6 +348,9 @@ def evaluate_cmd(corpus: str, lexicon_path: str | None, errors: bool, min_f1: fl
     from monitor.extract.lexicon import LexiconError, load as load_lexicon
     from monitor.extract.records import RecordError
 
+    if lexicon_path is None and (config_path or _default_config_exists()):
+        cfg = _config(config_path)
+        lexicon_path = cfg.relative(cfg.settings.extract.lexicon)
     try:
         report = evaluate(Path(corpus), Extractor(load_lexicon(lexicon_path)))
     except (LexiconError, RecordError) as exc:
@@ -444,6 +448,103 @@ def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int]
     for line in difflib.unified_diff(old.text.splitlines(), new.text.splitlines(), f"version {old.id}",
                                      f"version {new.id}", lineterm=""):
         click.echo(line)
+
+
+# -- corrections -----------------------------------------------------------------------------------
+def _label_date(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    if value is None or value.lower() in ("none", "null"):
+        return value
+    _day(_ctx, _param, value)
+    return value
+
+
+@main.command()
+@config_option
+@click.argument("change_id", type=int)
+@click.option("--not-a-change", is_flag=True, help="This is not a link-policy change: withdraw it.")
+@click.option("--date", "when", callback=_label_date, metavar="YYYY-MM-DD|none",
+              help="The right effective date ('none' when the text gives none).")
+@click.option("--platform", help="The right platform id (kuaishou, wechat, …).")
+@click.option("--action", type=click.Choice(["ban", "restrict", "allow", "require"]), help="The right action.")
+@guard
+def label(config_path: str | None, change_id: int, not_a_change: bool, when: str | None, platform: str | None,
+          action: str | None) -> None:
+    """Correct a change: record your judgement, apply it (withdrawn or updated, with update messages
+    and re-planned reminders), keep it across `reextract`, and learn from it (`labels export`)."""
+    _setup_logging(False, quiet=True)
+    from monitor.labels import Judgement, LabelError, record
+
+    if not_a_change and (when or platform or action):
+        fail("--not-a-change cannot be combined with corrections of the date, platform or action", 2)
+    judgement = Judgement(not_a_change=not_a_change,
+                          effective_date=date.fromisoformat(when) if when and when.lower() not in ("none", "null")
+                          else None,
+                          clear_date=bool(when) and when.lower() in ("none", "null"),  # type: ignore[union-attr]
+                          platform=platform, action=action)
+    app = _app(config_path)
+    try:
+        with app.sessions.begin() as s:
+            applied = record(s, app.planner, change_id, judgement, by="cli")
+    except LabelError as exc:
+        fail(str(exc), 2)
+    for line in applied.recorded:
+        click.echo(f"change #{change_id}: {line}")
+    for line in applied.unchanged:
+        click.echo(f"change #{change_id}: {line} (nothing recorded)")
+    if applied.recorded:
+        click.echo(f"change #{change_id}: {applied.updates_queued} message{'s' if applied.updates_queued != 1 else ''}"
+                   " queued; run `policy-monitor once` or let the daemon deliver them")
+    app.close()
+
+
+@main.group()
+def labels() -> None:
+    """Your corrections: list them, export them as training data."""
+
+
+@labels.command("list")
+@config_option
+@click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+@guard
+def labels_list(config_path: str | None, fmt: str) -> None:
+    """Every correction recorded, oldest first."""
+    _setup_logging(False, quiet=True)
+    from monitor.labels import list_labels
+    from monitor.output import iso, render
+
+    app = _app(config_path)
+    with app.sessions() as s:
+        rows = [{"id": lab.id, "change_id": lab.change_id, "kind": lab.kind, "previous": lab.previous,
+                 "value": lab.value, "by": lab.by, "at": iso(lab.created_at)} for lab in list_labels(s)]
+    click.echo(render(rows, fmt, ["id", "change_id", "kind", "previous", "value", "by", "at"]))
+    app.close()
+
+
+@labels.command("export")
+@config_option
+@click.option("--output", "output_path", default="-", show_default=True, help="JSON Lines file, or - for stdout.")
+@guard
+def labels_export(config_path: str | None, output_path: str) -> None:
+    """Your corrections with their articles, as corpus JSON Lines (the shape of the shared corpus),
+    for `policy-monitor train CORPUS... --with-feedback` or `eval`."""
+    _setup_logging(False, quiet=True)
+    import json as _json
+
+    from monitor.labels import export
+
+    app = _app(config_path)
+    out = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")
+    n = 0
+    try:
+        with app.sessions() as s:
+            for line in export(s):
+                out.write(_json.dumps(line, ensure_ascii=False) + "\n")
+                n += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    click.echo(f"exported {n} labelled article{'s' if n != 1 else ''}", err=True)
+    app.close()
 
 
 # -- notify / db -----------------------------------------------------------------------------------

@@ -88,6 +88,48 @@ class Planner:
                 if n.reminders and change.status == "active":
                     self._plan_reminders(session, change, n, now)
 
+    # -- people's corrections (monitor.labels) -------------------------------------------------------
+    def withdrawn(self, session: Session, change: Change, event_id: int, now: datetime) -> int:
+        """A person judged the change not to be one: what was not sent yet is cancelled, and the
+        notifiers that already received the alert get one update saying so. Returns the updates queued."""
+        told = {d.notifier for d in repo.owed(session, change.id, "alert") if d.status == "sent"}
+        repo.cancel_due(session, change.id, "a person labelled it not a link-policy change")
+        queued = 0
+        for n in self.notifiers:
+            if n.name in told and n.enabled:
+                session.add(_row(change.id, n.name, "update", f"e{event_id}", digest_slot(n, now), now))
+                queued += 1
+        return queued
+
+    def corrected(self, session: Session, change: Change, event_id: int, now: datetime) -> int:
+        """A person corrected the date, platform or action. Notifiers that received the alert get an
+        update; an alert not sent yet goes out with the corrected fields (or is cancelled when the
+        notifier's filters no longer select the change); a notifier that now selects it and was never
+        told gets the alert. Reminders follow the corrected date. Returns the messages queued."""
+        alerts = {d.notifier: d for d in repo.owed(session, change.id, "alert")}
+        repo.cancel_reminders(session, change.id, "the change was corrected")
+        queued = 0
+        for n in self.notifiers:
+            if not n.enabled:
+                continue
+            row = alerts.get(n.name)
+            selected = wants(n, change) and change.status == "active"
+            if row is not None and row.status == "sent":
+                session.add(_row(change.id, n.name, "update", f"e{event_id}", digest_slot(n, now), now))
+                queued += 1
+            elif row is not None and row.status in repo.DUE:
+                if not selected:
+                    row.status, row.last_error = "cancelled", "a correction took the change out of this notifier's filters"
+                    continue
+            elif row is None and selected and (change.found_by != "reextract" or self._still_relevant(change, now)):
+                session.add(_row(change.id, n.name, "alert", "", digest_slot(n, now), now))
+                queued += 1
+            else:
+                continue
+            if selected and n.reminders:
+                self._plan_reminders(session, change, n, now)
+        return queued
+
     def _still_relevant(self, change: Change, now: datetime) -> bool:
         if change.effective_date is None:
             return False
@@ -112,8 +154,13 @@ class Planner:
             if when <= now:
                 continue  # its time had passed when the change was found: skipped, never sent late
             key = f"{offset.days}d@{change.effective_date}"
-            session.add(_row(change.id, n.name, "reminder", key, when, now,
-                             {"days_before": offset.days, "at": when.isoformat()}))
+            payload = {"days_before": offset.days, "at": when.isoformat()}
+            earlier = repo.find_delivery(session, change.id, n.name, "reminder", key)
+            if earlier is None:
+                session.add(_row(change.id, n.name, "reminder", key, when, now, payload))
+            elif earlier.status == "cancelled":
+                # the date moved away and back: the same reminder is owed again
+                earlier.status, earlier.attempts, earlier.next_attempt, earlier.last_error = "pending", 0, when, None
 
     # -- sources -----------------------------------------------------------------------------------
     def on_source_failed(self, session: Session, source: Source, now: datetime) -> None:

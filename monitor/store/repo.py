@@ -3,7 +3,7 @@ so SQLite and PostgreSQL behave the same and the CLI shows exactly what the daem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
@@ -14,7 +14,7 @@ from monitor.clock import as_utc
 from monitor.config import SourceConfig
 from monitor.extract.model import PolicyChange
 from monitor.sources.feeds import FeedItem, canonical_url
-from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Mention, PageVersion, Source
+from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Label, Mention, PageVersion, Source
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -164,11 +164,14 @@ def _targets_overlap(row: Change, found: PolicyChange) -> bool:
     return not (row.targets and found.targets and not set(row.targets) & set(found.targets))
 
 
-def _compatible(row: Change, found: PolicyChange) -> bool:
+def _compatible(row: Change, found: PolicyChange, date_fixed: bool = False) -> bool:
     """Same real-world change: same platform and action, overlapping targets (or either side names
-    none), and effective dates that agree or are unknown on one side."""
+    none), and effective dates that agree or are unknown on one side. A date a person corrected
+    stands: a report with a nearby (wrong) date is another report of the same change."""
     if row.action != found.action or not _targets_overlap(row, found):
         return False
+    if date_fixed and row.effective_date and found.effective_date:
+        return abs(row.effective_date - found.effective_date) <= MOVE_WINDOW
     if row.effective_date and found.effective_date and row.effective_date != found.effective_date:
         return False
     return True
@@ -221,7 +224,7 @@ class Recorded:
     """What one statement did to the change log."""
 
     change: Change
-    outcome: str                  # created | corroborated | date_set | date_moved | reversed | known
+    outcome: str                  # created | corroborated | date_set | date_moved | reversed | known | suppressed
     new_mention: bool
     event: ChangeEvent | None = None
 
@@ -236,19 +239,34 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     (a moved date, a reversal) whose history is kept. Runs in the caller's transaction with the entry
     and the outbox rows the caller plans, so all of it is committed together or not at all."""
     reported = as_utc(entry.published) or now
+    judged = _judged_for_entry(session, entry, found)
+    if judged is not None:
+        row, found = judged
+        if row.status == "withdrawn":
+            return Recorded(row, "suppressed", False)  # a person said this is not a change: stay silent
     lock_platforms(session, [found.platform])
     # Only rows that could match, so the cost does not grow with the platform's whole history:
     # first the same action with a date that agrees or is unknown (the common case: another report
     # of a known change); only when none fits, a close date that may have moved or the opposite
     # action that may reverse it.
     # A withdrawn change was judged not to be one; a new report of it starts afresh.
-    base = select(Change).where(Change.platform == found.platform, Change.status != "withdrawn").order_by(
+    # A change a person labelled "not a change" still draws the reports of the same thing, so that
+    # another article about it stays silent too.
+    judged_not = select(Label.change_id).where(Label.kind == "not_a_change")
+    base = select(Change).where(Change.platform == found.platform,
+                                or_(Change.status != "withdrawn", Change.id.in_(judged_not))).order_by(
         Change.first_seen.desc(), Change.id.desc())
     same = Change.action == found.action
     if found.effective_date is not None:
-        same = and_(same, or_(Change.effective_date.is_(None), Change.effective_date == found.effective_date))
+        d = found.effective_date
+        fixed = select(Label.change_id).where(Label.kind == "date")
+        same = and_(same, or_(Change.effective_date.is_(None), Change.effective_date == d,
+                              and_(Change.id.in_(fixed), Change.effective_date.between(d - MOVE_WINDOW,
+                                                                                      d + MOVE_WINDOW))))
     candidates = list(session.scalars(base.where(same).with_for_update()))
-    if not any(_compatible(c, found) for c in candidates):
+    date_fixed = set(session.scalars(select(Label.change_id).where(
+        Label.kind == "date", Label.change_id.in_([c.id for c in candidates] or [-1])))) if candidates else set()
+    if not any(_compatible(c, found, c.id in date_fixed) for c in candidates):
         near = Change.action == found.action
         if found.effective_date is not None:
             d = found.effective_date
@@ -275,8 +293,10 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
         return ev
 
     for row in candidates:
-        if _compatible(row, found):
+        if _compatible(row, found, row.id in date_fixed):
             added = mention(row)
+            if row.status == "withdrawn":
+                return Recorded(row, "suppressed", False)
             merged = list(dict.fromkeys(list(row.targets or []) + list(found.targets)))
             if merged != list(row.targets or []):
                 row.targets = merged
@@ -289,9 +309,9 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
                 return Recorded(row, "date_set", added, ev)
             return Recorded(row, "corroborated" if added else "known", added)  # flushed at commit
     for row in candidates:
-        if row.id in existing_mention:
+        if row.id in existing_mention or row.status == "withdrawn":
             continue  # re-extraction of an entry already counted: never an update of its own change
-        if _moves_date(row, found, reported):
+        if _moves_date(row, found, reported) and row.id not in date_fixed:
             added = mention(row)
             ev = event(row, "date_moved", row.effective_date, found.effective_date)
             row.effective_date = found.effective_date
@@ -313,13 +333,40 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     return Recorded(row, "created", True)
 
 
+def _judged_for_entry(session: Session, entry: Entry, found: PolicyChange) -> tuple[Change, PolicyChange] | None:
+    """A change this entry already reports that a person corrected, and ``found`` with the
+    corrections applied, when ``found`` is the same statement (its platform is the change's, or the
+    one a person corrected away): re-extraction must not undo a person's judgement."""
+    if entry.id is None:
+        return None
+    rows = session.execute(select(Change, Label).join(Label, Label.change_id == Change.id)
+                           .join(Mention, Mention.change_id == Change.id)
+                           .where(Mention.entry_id == entry.id).order_by(Label.id)).all()
+    by_change: dict[int, tuple[Change, list[Label]]] = {}
+    for change, lab in rows:
+        by_change.setdefault(change.id, (change, []))[1].append(lab)
+    for change, labels in by_change.values():
+        kinds = {lab.kind for lab in labels}
+        platforms = {change.platform} | {lab.previous for lab in labels if lab.kind == "platform" and lab.previous}
+        if found.platform not in platforms:
+            continue
+        return change, replace(
+            found, platform=change.platform,
+            action=change.action if "action" in kinds else found.action,
+            effective_date=change.effective_date if "date" in kinds else found.effective_date)
+    return None
+
+
 def withdraw_mentions(session: Session, entry: Entry, still_found: set[int], now: datetime) -> tuple[int, list[Change]]:
     """Re-extraction no longer finds in ``entry`` the changes it was counted for (other than
     ``still_found``): those mentions go, and a change left with no report at all is withdrawn: kept
     with its history, left out of the change log by default, its unsent messages cancelled. Silent,
     like every effect of an extractor upgrade."""
+    # A change a person judged keeps its reports: they are the articles its label is exported with.
+    judged = select(Label.change_id)
     stale = list(session.scalars(select(Mention).where(Mention.entry_id == entry.id,
-                                                       Mention.change_id.not_in(still_found or {-1}))))
+                                                       Mention.change_id.not_in(still_found or {-1}),
+                                                       Mention.change_id.not_in(judged))))
     withdrawn: list[Change] = []
     for m in stale:
         change = m.change
@@ -442,6 +489,20 @@ def cancel_reminders(session: Session, change_id: int, why: str) -> int:
         d.status, d.last_error = "cancelled", why
         n += 1
     return n
+
+
+def cancel_due(session: Session, change_id: int, why: str) -> int:
+    """Every message of a change not sent yet (alerts, updates, reminders)."""
+    n = 0
+    for d in session.scalars(select(Delivery).where(Delivery.change_id == change_id, Delivery.status.in_(DUE))):
+        d.status, d.last_error = "cancelled", why
+        n += 1
+    return n
+
+
+def find_delivery(session: Session, change_id: int, notifier: str, kind: str, key: str) -> Delivery | None:
+    return session.scalars(select(Delivery).where(Delivery.change_id == change_id, Delivery.notifier == notifier,
+                                                  Delivery.kind == kind, Delivery.key == key)).first()
 
 
 def list_deliveries(session: Session, status: str | None = None) -> Sequence[Delivery]:
