@@ -47,7 +47,7 @@ class App:
 
     @cached_property
     def extractor(self) -> Extractor:
-        return Extractor(self.lexicon)
+        return Extractor(self.lexicon, model_path=self.config.relative(self.config.settings.extract.model))
 
     @cached_property
     def renderer(self) -> Renderer:

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
@@ -48,12 +49,16 @@ def _config(path: str | None) -> Config:
         raise  # unreachable
 
 
-def _app(path: str | None, migrate: bool = True):  # type: ignore[no-untyped-def]
+def _app(path: str | None, migrate: bool = True, extracting: bool = False):  # type: ignore[no-untyped-def]
     from monitor.app import App
     from monitor.extract.lexicon import LexiconError
     from monitor.store.db import DatabaseError
 
     cfg = _config(path)
+    model = cfg.relative(cfg.settings.extract.model)
+    if extracting and model and not Path(model).is_file():
+        fail(f"{cfg.path}: extract.model: no model file at {model} "
+             "(build one with `policy-monitor train CORPUS... --out PATH`)", 2)
     try:
         app = App.open(cfg, migrate=migrate)
         _ = app.lexicon
@@ -98,7 +103,7 @@ def run(config_path: str | None, verbose: bool) -> None:
     _setup_logging(verbose)
     from monitor.daemon import Daemon
 
-    sys.exit(Daemon(_app(config_path)).run())
+    sys.exit(Daemon(_app(config_path, extracting=True)).run())
 
 
 @main.command()
@@ -113,7 +118,7 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
     _setup_logging(verbose, quiet)
     from monitor.pipeline import poll
 
-    app = _app(config_path)
+    app = _app(config_path, extracting=True)
     sources = [s for s in app.config.settings.sources if s.enabled]
     if source_name:
         try:
@@ -288,25 +293,42 @@ def deliveries_retry(config_path: str | None, ids: tuple[int, ...], all_dead: bo
 
 
 # -- extract ---------------------------------------------------------------------------------------
+def _extractor(lexicon_path: str | None, model_path: str | None, config_path: str | None):  # type: ignore[no-untyped-def]
+    """The extractor with the lexicon and model named by options, else by the config (when there is
+    one), else the shipped ones; a bad file is a usage error (exit 2)."""
+    from monitor.extract import Extractor
+    from monitor.extract.learned import ModelError, load as load_models
+    from monitor.extract.lexicon import LexiconError, load as load_lexicon
+
+    if (lexicon_path is None or model_path is None) and (config_path or _default_config_exists()):
+        cfg = _config(config_path)
+        lexicon_path = lexicon_path or cfg.relative(cfg.settings.extract.lexicon)
+        model_path = model_path or cfg.relative(cfg.settings.extract.model)
+    try:
+        return Extractor(load_lexicon(lexicon_path), load_models(model_path))
+    except (LexiconError, ModelError) as exc:
+        fail(str(exc), 2)
+
+
 @main.command()
 @click.option("--input", "input_path", default="-", show_default=True, help="JSON Lines file, or - for stdin.")
 @click.option("--output", "output_path", default="-", show_default=True, help="JSON Lines file, or - for stdout.")
 @click.option("--lexicon", "lexicon_path", type=click.Path(exists=True, dir_okay=False),
               help="Lexicon file (default: [extract] lexicon of the config, else the built-in one).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Model file from `train` (default: [extract] model of the config, else the built-in one).")
+@click.option("--explain", is_flag=True,
+              help="Add to each line why: the article's probability and top features, the candidate "
+                   "sentences, platforms, actions and dates with their scores.")
 @config_option
-def extract(input_path: str, output_path: str, lexicon_path: str | None, config_path: str | None) -> None:
+def extract(input_path: str, output_path: str, lexicon_path: str | None, model_path: str | None, explain: bool,
+            config_path: str | None) -> None:
     """Offline extraction: articles (JSON Lines) in, changes (JSON Lines) out. No network, no database."""
-    from monitor.extract import Extractor
-    from monitor.extract.lexicon import LexiconError, load as load_lexicon
+    import json as _json
+
     from monitor.extract.records import RecordError, read_articles, write_result
 
-    if lexicon_path is None and (config_path or _default_config_exists()):
-        cfg = _config(config_path)
-        lexicon_path = cfg.relative(cfg.settings.extract.lexicon)
-    try:
-        extractor = Extractor(load_lexicon(lexicon_path))
-    except LexiconError as exc:
-        fail(str(exc), 2)
+    extractor = _extractor(lexicon_path, model_path, config_path)
     src = sys.stdin if input_path == "-" else None
     try:
         fin = src or open(input_path, encoding="utf-8")
@@ -316,8 +338,13 @@ def extract(input_path: str, output_path: str, lexicon_path: str | None, config_
     started, n, positive = time.perf_counter(), 0, 0
     try:
         for article in read_articles(fin, "<stdin>" if input_path == "-" else input_path):
-            found = extractor.extract(article)
-            write_result(fout, article.id, [c.to_dict() for c in found])
+            if explain:
+                found, why = extractor.explain(article)
+                fout.write(_json.dumps({"id": article.id, "changes": [c.to_dict() for c in found],
+                                        "explain": why.to_dict()}, ensure_ascii=False) + "\n")
+            else:
+                found = extractor.extract(article)
+                write_result(fout, article.id, [c.to_dict() for c in found])
             n += 1
             positive += bool(found)
     except RecordError as exc:
@@ -329,46 +356,152 @@ def extract(input_path: str, output_path: str, lexicon_path: str | None, config_
     click.echo(f"extracted {n} articles, {positive} with changes, in {elapsed:.2f}s", err=True)
 
 
+def _figures_lines(f: dict[str, Any]) -> list[str]:
+    return [f"items {f['items']}  TP {f['tp']} FP {f['fp']} FN {f['fn']} TN {f['tn']}",
+            f"precision {f['precision']}  recall {f['recall']}  F1 {f['f1']}",
+            f"on true positives: platform {f['platform_acc']}  effective date {f['date_acc']} "
+            f"(of {f['dated_tp']} dated)  invented dates {f['invented_dates']}  targets {f['target_jaccard']}",
+            f"beyond the reference scorer: action {f['action_acc']}"]
+
+
+def _short_line(name: str, f: dict[str, Any]) -> str:
+    return (f"{name:<4} items {f['items']}: precision {f['precision']}  recall {f['recall']}  F1 {f['f1']}  "
+            f"platform {f['platform_acc']}  date {f['date_acc']} (of {f['dated_tp']})  "
+            f"invented {f['invented_dates']}  action {f['action_acc']}")
+
+
 @main.command("eval")
-@click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
+@click.argument("corpora", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
+                metavar="CORPUS...")
+@click.option("--folds", type=click.IntRange(2, 50),
+              help="Leave-events-out cross-validation with K folds: the model is retrained on the other "
+                   "events each time (the figure that predicts unseen news). Without it, the model as it is.")
 @click.option("--lexicon", "lexicon_path", type=click.Path(exists=True, dir_okay=False), help="Lexicon file.")
-@click.option("--errors/--no-errors", default=True, show_default=True, help="List each error.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              help="Model file to evaluate (not with --folds, which trains its own).")
+@click.option("--errors/--no-errors", default=None,
+              help="List each error (default: on, except with --folds).")
 @click.option("--min-f1", type=float, help="Exit 1 when F1 is below this.")
 @click.option("--min-date", type=float, help="Exit 1 when effective-date accuracy is below this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.option("--ablation", type=click.Choice(["none", "no-rules", "rules-only"]), default="none", show_default=True,
+              help="no-rules: the model without the rules' findings as features; rules-only: the rules "
+                   "alone, no model (for comparing what each part brings).")
 @config_option
-def evaluate_cmd(corpus: str, lexicon_path: str | None, errors: bool, min_f1: float | None,
-                 min_date: float | None, as_json: bool, config_path: str | None) -> None:
-    """Extraction quality on a labeled corpus: precision, recall, F1, field accuracy, the errors."""
+def evaluate_cmd(corpora: tuple[str, ...], folds: int | None, lexicon_path: str | None, model_path: str | None,
+                 errors: bool | None, min_f1: float | None, min_date: float | None, as_json: bool,
+                 ablation: str, config_path: str | None) -> None:
+    """Extraction quality on labeled corpora: precision, recall, F1, field accuracy, per language and
+    per file, and the errors."""
     import json as _json
-    from pathlib import Path
+
+    from monitor.extract.evaluate import cross_validate, evaluate
+    from monitor.extract.train import CorpusError
+
+    if folds and model_path:
+        fail("--model and --folds exclude each other: cross-validation trains its own models", 2)
+    extractor = _extractor(lexicon_path, model_path, config_path)
+    if ablation == "no-rules":
+        from monitor.extract import Extractor
+
+        extractor = Extractor(extractor.lexicon, extractor.models, use_rules=False)
+    paths = [Path(c) for c in corpora]
+    try:
+        if ablation == "rules-only":
+            from monitor.extract.evaluate import evaluate_rules
+
+            report = evaluate_rules(paths, extractor.rules)
+        elif folds:
+            def progress(line: str) -> None:
+                if not as_json:
+                    click.echo(line, err=True)
+
+            report = cross_validate(paths, extractor, folds, progress=progress)
+        else:
+            report = evaluate(paths, extractor)
+    except CorpusError as exc:
+        fail(str(exc), 2)
+    f = report.figures
+    if as_json:
+        click.echo(_json.dumps({**f, "folds": report.folds, "by_lang": report.by_lang, "by_file": report.by_file}))
+    else:
+        if errors if errors is not None else not folds:
+            for rid, why in report.errors:
+                click.echo(f"{rid}: {why}")
+        if ablation == "rules-only":
+            click.echo(f"the rules alone (no model, nothing trained) on {', '.join(p.name for p in paths)}")
+        elif folds:
+            click.echo(f"leave-events-out cross-validation, {folds} folds over {', '.join(p.name for p in paths)} "
+                       "(each item scored by a model that never saw its event)")
+        else:
+            click.echo(f"the model as it is ({extractor.models.meta.get('trained_on') or 'unknown training data'}) "
+                       f"on {', '.join(p.name for p in paths)}; for unseen events use --folds")
+        for line in _figures_lines(f):
+            click.echo(line)
+        for lang, figs in report.by_lang.items():
+            click.echo(_short_line(lang, figs))
+        if len(report.by_file) > 1:
+            for name, figs in report.by_file.items():
+                click.echo(_short_line(name, figs))
+    short = (min_f1 is not None and f["f1"] < min_f1) or (min_date is not None and (f["date_acc"] or 0) < min_date)
+    sys.exit(1 if short else 0)
+
+
+@main.command()
+@click.argument("corpora", nargs=-1, type=click.Path(exists=True, dir_okay=False), metavar="CORPUS...")
+@click.option("--out", "out_path", default="model.json.gz", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the model; use it with [extract] model = \"PATH\" or --model.")
+@click.option("--with-feedback", is_flag=True,
+              help="Also learn from your corrections (`label`) in the configured database.")
+@click.option("--lexicon", "lexicon_path", type=click.Path(exists=True, dir_okay=False), help="Lexicon file.")
+@config_option
+def train(corpora: tuple[str, ...], out_path: str, with_feedback: bool, lexicon_path: str | None,
+          config_path: str | None) -> None:
+    """Train the extractor's decision layer on labeled corpora (the shape of ../shared/corpus), with
+    a fixed seed: the same corpora give the same file."""
+    import json as _json
+    import tempfile
 
     from monitor.extract import Extractor
-    from monitor.extract.evaluate import evaluate
+    from monitor.extract.learned import Models
     from monitor.extract.lexicon import LexiconError, load as load_lexicon
-    from monitor.extract.records import RecordError
+    from monitor.extract.train import CorpusError, describe, fit, load_items
 
+    paths = [Path(c) for c in corpora]
+    if with_feedback:
+        _setup_logging(False, quiet=True)
+        from monitor.labels import export
+
+        app = _app(config_path)
+        with app.sessions() as s:
+            rows = list(export(s))
+        app.close()
+        if rows:
+            tmp = Path(tempfile.mkdtemp(prefix="policy-monitor-")) / "feedback.jsonl"
+            tmp.write_text("".join(_json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            paths.append(tmp)
+        click.echo(f"feedback: {len(rows)} labelled article{'s' if len(rows) != 1 else ''} from the database",
+                   err=True)
+    if not paths:
+        fail("give at least one corpus file (or --with-feedback with corrections in the database)", 2)
     if lexicon_path is None and (config_path or _default_config_exists()):
         cfg = _config(config_path)
         lexicon_path = cfg.relative(cfg.settings.extract.lexicon)
     try:
-        report = evaluate(Path(corpus), Extractor(load_lexicon(lexicon_path)))
-    except (LexiconError, RecordError) as exc:
+        extractor = Extractor(load_lexicon(lexicon_path), models=None)
+    except LexiconError as exc:
         fail(str(exc), 2)
-    f = report.figures
-    if as_json:
-        click.echo(_json.dumps(f))
-    else:
-        if errors:
-            for rid, why in report.errors:
-                click.echo(f"{rid}: {why}")
-        click.echo(f"items {f['items']}  TP {f['tp']} FP {f['fp']} FN {f['fn']} TN {f['tn']}")
-        click.echo(f"precision {f['precision']}  recall {f['recall']}  F1 {f['f1']}")
-        click.echo(f"on true positives: platform {f['platform_acc']}  effective date {f['date_acc']} "
-                   f"(of {f['dated_tp']} dated)  invented dates {f['invented_dates']}  targets {f['target_jaccard']}")
-        click.echo(f"beyond the reference scorer: action {f['action_acc']}")
-    short = (min_f1 is not None and f["f1"] < min_f1) or (min_date is not None and (f["date_acc"] or 0) < min_date)
-    sys.exit(1 if short else 0)
+    started = time.perf_counter()
+    try:
+        items = load_items(paths, extractor,
+                           lambda done, total: click.echo(f"\rread {done}/{total} articles", err=True, nl=done >= total))
+    except CorpusError as exc:
+        fail(str(exc), 2)
+    models: Models = fit(items, extractor, meta=describe(items, paths))
+    models.save(Path(out_path))
+    size = Path(out_path).stat().st_size
+    click.echo(f"trained on {len(items)} articles ({sum(it.positive for it in items)} positives) in "
+               f"{time.perf_counter() - started:.1f}s; wrote {out_path} ({size / 1024:.0f} KiB)", err=True)
 
 
 def _default_config_exists() -> bool:
@@ -387,7 +520,7 @@ def reextract(config_path: str | None, since: date | None) -> None:
     _setup_logging(False, quiet=True)
     from monitor.reextract import reextract as run_reextract
 
-    app = _app(config_path)
+    app = _app(config_path, extracting=True)
 
     def progress(done: int, total: int) -> None:
         click.echo(f"\rre-extracted {done}/{total} entries", err=True, nl=done >= total)

@@ -129,6 +129,7 @@ class OpsConfig(_Strict):
 
 class ExtractConfig(_Strict):
     lexicon: str | None = None
+    model: str | None = None        # a model file built by `policy-monitor train` (default: the shipped one)
     alert_window: Duration = timedelta(days=30)
 
 

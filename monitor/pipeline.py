@@ -117,7 +117,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResu
         for item, entry in zip(fresh, entries):
             events.append(EntryDiscovered(cfg.name, entry.id, entry.title))
             article = Article(id=str(entry.id), title=item.title, body=item.body, published=item.published,
-                              lang=lang, url=item.url, platform_hint=cfg.platform)
+                              lang=lang, url=item.url, platform_hint=cfg.platform, watched=cfg.kind == "page")
             try:
                 found = app.extractor.extract(article)
             except Exception:  # an extractor bug must not lose the entry; reextract can redo it

@@ -55,7 +55,8 @@ def reextract(app: App, since: date | None = None,
             for entry in entries:
                 article = Article(id=str(entry.id), title=entry.title, body=entry.body,
                                   published=clock.as_utc(entry.published), lang=entry.lang, url=entry.url,
-                                  platform_hint=hints.get(entry.source.name))
+                                  platform_hint=hints.get(entry.source.name),
+                                  watched=entry.guid.startswith("version:"))
                 found = app.extractor.extract(article)
                 entry.changes_found = len(found)
                 found_by_entry.append((entry, found))

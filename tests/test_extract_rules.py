@@ -1,5 +1,7 @@
-"""The extractor's rules one by one: each date form, each cue class, in both languages, and the merge
-of statements into one change. Sentences are written for these tests in the style of real reports."""
+"""The rule layer one by one (``RuleExtractor``: the candidates and features the learned decision
+weighs): each date form, each cue class, in both languages, and the merge of statements into one
+change. Sentences are written for these tests in the style of real reports. The learned extractor's
+own tests are in test_extract_model.py."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.extract import Article, Extractor
+from monitor.extract.detector import RuleExtractor
 from monitor.extract.dates import effective_date
 from monitor.extract.evaluate import evaluate
 
@@ -59,7 +62,7 @@ def test_no_date_is_invented(sentence: str, ref: date | None) -> None:
 
 def _one(title: str, body: str, published: str | None = "2022-02-26T08:00:00+08:00", hint: str | None = None):  # type: ignore[no-untyped-def]
     pub = datetime.fromisoformat(published) if published else None
-    return Extractor().extract(Article("t", title, body, pub, platform_hint=hint))
+    return RuleExtractor().extract(Article("t", title, body, pub, platform_hint=hint))
 
 
 @pytest.mark.parametrize("body, platform, action", [
@@ -143,12 +146,13 @@ def test_two_platforms_in_one_article_are_two_changes() -> None:
 
 
 def test_eval_matches_reference_scorer(shared: Path, tmp_path: Path) -> None:
-    """`policy-monitor eval` computes what ../shared/tools/score_extraction.py computes."""
+    """`policy-monitor eval` computes what ../shared/tools/score_extraction.py computes from the
+    output of `policy-monitor extract`."""
     import subprocess
     import sys
 
-    corpus = shared / "corpus" / "dev.jsonl"
-    report = evaluate(corpus, Extractor())
+    corpus = shared / "corpus" / "dev2.jsonl"
+    report = evaluate([corpus], Extractor())
     pred = tmp_path / "pred.jsonl"
     subprocess.run([sys.executable, "-m", "monitor", "extract", "--input", str(corpus), "--output", str(pred)],
                    check=True, capture_output=True, cwd=tmp_path)
@@ -157,13 +161,6 @@ def test_eval_matches_reference_scorer(shared: Path, tmp_path: Path) -> None:
     reference = json.loads(out.stdout.strip().splitlines()[-1])
     for key in ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "platform_acc", "date_acc", "invented_dates"):
         assert report.figures[key] == reference[key], key
-    # The issue's targets: precision, recall and platform >= 0.95, invented dates <= 2% of true
-    # positives. Its date target (0.95) is not met yet: the floor sits under today's 0.83.
-    figures = report.figures
-    assert figures["precision"] >= 0.95 and figures["recall"] >= 0.95, figures
-    assert figures["platform_acc"] >= 0.95, figures
-    assert figures["invented_dates"] <= 0.02 * figures["tp"], figures
-    assert figures["date_acc"] >= 0.80, figures
 
 
 def test_date_of_a_list_comes_from_its_introduction() -> None:

@@ -65,6 +65,11 @@ class ArticleContext:
             hits = self._hits[sentence] = self._reader.platform_hits(sentence)
         return hits
 
+    def prime(self, sentence: str, hits: tuple[PlatformHit, ...]) -> None:
+        """Platform hits already found by a pass over the whole article (annotate), kept so the
+        rules do not search each sentence again."""
+        self._hits.setdefault(sentence, hits)
+
     def announces(self, sentence: str) -> bool:
         said = self._announced.get(sentence)
         if said is None:

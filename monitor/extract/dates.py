@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, timedelta
 
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
@@ -58,6 +59,11 @@ _POSTED_BEFORE = re.compile(r"\(@\w+\)\s*$")
 _CAUSE_BEFORE = re.compile(r"\b(?:following|after|amid)\s+[^,;.\d]{3,80}$", re.I)
 _DATELINE_AFTER = re.compile(r"^\s*(?:消息|讯|电|报道|[—–]|[,，]\s*据|[(（]\s*(?:Reuters|AP|AFP|Bloomberg|Xinhua|新华社|记者)|"
                              r"(?:上午|下午|晚间|晚上|中午|凌晨)|\s*\d{1,2}[:：]\d{2}\s*(?:消息|讯))", re.I)
+
+
+#: The reference day callers pass when the publication date is unknown; only dates that carry their
+#: own year are trusted then.
+UNKNOWN = date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,16 @@ def _not_the_rule(text: str, start: int, end: int) -> bool:
     return bool(_POSTED_BEFORE.search(before) or _CAUSE_BEFORE.search(before))
 
 
-def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
-    """Every date expression in ``sentence``, resolved against ``ref`` (the publication date)."""
+def find_dates(sentence: str, ref: date, lean: int = 1) -> tuple[FoundDate, ...]:
+    """Every date expression in ``sentence``, resolved against ``ref`` (the publication date).
+
+    Cached: the rules and the decision layer ask about the same sentences of an article several
+    times over."""
+    return _find_dates(sentence, ref, lean)
+
+
+@lru_cache(maxsize=2048)
+def _find_dates(sentence: str, ref: date, lean: int) -> tuple[FoundDate, ...]:
     text = sentence.translate(_FULLWIDTH)
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
@@ -150,7 +164,8 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end()) or _marked_en(text, m.start()), True)
     for m in _ZH_REL_YEAR.finditer(text):
         year = ref.year + {"明年": 1, "今年": 0, "去年": -1}[m[1]]
-        add(m, _safe(year, int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), True)
+        # 今年/明年 count from the report: a year of their own only when the report's year is known
+        add(m, _safe(year, int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), ref != UNKNOWN)
     for m in _ZH_MD.finditer(text):
         add(m, _nearest_year(int(m[1]), int(m[2]), ref, lean), _marked_zh(text, m.end(), m.start()), False)
     for m in _ZH_TODAY.finditer(text):
@@ -191,7 +206,7 @@ def find_dates(sentence: str, ref: date, lean: int = 1) -> list[FoundDate]:
         ahead = (wd - ref.weekday()) % 7 or 7
         add(m, ref + timedelta(days=ahead), _marked_en(text, m.start()), False, True)
     found.sort(key=lambda f: f.start)
-    return found
+    return tuple(found)
 
 
 def best_date(sentence: str, ref: date | None, lean: int = 1) -> FoundDate | None:
@@ -199,7 +214,7 @@ def best_date(sentence: str, ref: date | None, lean: int = 1) -> FoundDate | Non
 
     Without a publication date, only dates that carry their own year can be trusted.
     """
-    dates = find_dates(sentence, ref or date(1970, 1, 1), lean)
+    dates = list(find_dates(sentence, ref or UNKNOWN, lean))
     if ref is None:
         dates = [d for d in dates if d.explicit_year]
     if not dates:

@@ -64,7 +64,7 @@ _DEFAULT_TYPE_BY_TARGET = {
 _TYPE_ORDER = ("affiliate", "third_party_product", "mini_program", "payment", "news", "social_profile",
                "external_url")
 
-def _lean(sentence: str) -> int:
+def lean(sentence: str) -> int:
     """Which way a year-less date leans: back for a report of what has happened ("已", "has
     banned"), forward otherwise (announcements of what will happen)."""
     if (_BACKWARD_ZH.search(sentence) and not _FORWARD_ZH.search(sentence)) or (
@@ -82,8 +82,11 @@ class _Hit:
     end: int
 
 
-class Extractor:
-    """Reads an Article, returns the PolicyChanges it reports (empty when none)."""
+class RuleExtractor:
+    """Reads an Article, returns the PolicyChanges its rules find (empty when none).
+
+    The learned extractor (``monitor.extract.extractor``) uses these rules as one source of
+    candidates and features, not as the verdict."""
 
     def __init__(self, lexicon: Lexicon | None = None) -> None:
         self.lexicon = lexicon or load()
@@ -91,13 +94,21 @@ class Extractor:
     # -- public -------------------------------------------------------------------------------------
     def extract(self, article: Article) -> list[PolicyChange]:
         title = text.to_simplified(article.title.strip())
-        if title and self._is_howto(title):
-            return []
         body = text.html_to_text(article.body or "")
         raw_sentences = [article.title.strip()] if title else []
         raw_sentences += text.sentences(body)
         simple = [text.to_simplified(s) for s in raw_sentences]
-        ctx = ArticleContext(article, simple, bool(title), self)
+        return self.extract_sentences(article, raw_sentences, simple, bool(title))
+
+    def extract_sentences(self, article: Article, raw_sentences: list[str], simple: list[str], has_title: bool,
+                          trace: dict[int, PolicyChange] | None = None,
+                          ctx: ArticleContext | None = None) -> list[PolicyChange]:
+        """The rules over an article already split into sentences (``simple`` in Simplified script,
+        the title first when ``has_title``); ``trace`` receives each sentence's own finding."""
+        title = simple[0] if has_title else ""
+        if title and self._is_howto(title):
+            return []
+        ctx = ctx or ArticleContext(article, simple, bool(title), self)
         by_platform: dict[str, list[PolicyChange]] = {}
         intro: str | None = None  # the sentence introducing the list the current sentence is in
         # An announcement just before ("…正式推出了红猫计划。商家可以…挂上链接") makes the rule sentence
@@ -115,6 +126,8 @@ class Extractor:
 
             change = self._from_sentence(sentence, raw_sentences[i], ctx, is_title=(i == 0 and bool(title)),
                                          previous=intro, announced=in_context)
+            if change is not None and trace is not None:
+                trace[i] = change
             if change is not None:
                 if not change.extra.get("marked") and not (i == 0 and title):
                     change = self._date_nearby(change, simple, i, ctx, announced_before=in_context())
@@ -122,7 +135,7 @@ class Extractor:
         merged = [self._merge(mentions) for mentions in by_platform.values()]
         if changelog:
             # "What's Changed (December 1, 2017)": the changelog's own date dates its rules.
-            stamp = next((d for d in dates.find_dates(title, ctx.ref(None) or date(1970, 1, 1))
+            stamp = next((d for d in dates.find_dates(title, ctx.ref(None) or dates.UNKNOWN)
                           if d.explicit_year), None)
             if stamp is not None:
                 merged = [c if c.effective_date else replace(c, effective_date=stamp.value) for c in merged]
@@ -189,7 +202,7 @@ class Extractor:
             announces = any(cues.announce.search(sentence) for cues in cue_sets)
             if acts and change.action not in acts:
                 continue  # about something else the platform did (the ban that a restoration undoes)
-            found = dates.find_dates(sentence, ref or date(1970, 1, 1), _lean(sentence))
+            found = list(dates.find_dates(sentence, ref or dates.UNKNOWN, lean(sentence)))
             if ref is None:
                 found = [d for d in found if d.explicit_year]
             # A date marked as a start or deadline counts anywhere; a full date or a day named relative to
@@ -216,7 +229,7 @@ class Extractor:
             cue_sets = self._cue_sets(simple[j])
             if self._is_background(simple[j], cue_sets, ref, ctx.latest_year()):
                 continue
-            found = [d for d in dates.find_dates(simple[j], ref or date(1970, 1, 1), 1)
+            found = [d for d in dates.find_dates(simple[j], ref or dates.UNKNOWN, 1)
                      if (d.marked or (announced_before and j == i - 1 and not d.said and not d.relative))
                      and (ref is not None or d.explicit_year)]
             if found:
@@ -355,7 +368,7 @@ class Extractor:
         """The effective date: from the sentence itself, else from a sentence that introduces it as
         a list ("…effective March 5, 2024:"), never from elsewhere in the article."""
         if is_title:
-            found = dates.find_dates(sentence, ref or date(1970, 1, 1), lean)
+            found = dates.find_dates(sentence, ref or dates.UNKNOWN, lean)
             explicit = [d for d in found if d.explicit_year or (d.marked and ref is not None)]
             return explicit[0] if explicit else None
         eff = dates.best_date(sentence, ref, lean)
@@ -417,7 +430,7 @@ class Extractor:
         ref = ctx.ref(tz)
         if self._is_background(sentence, cue_sets, ref, ctx.latest_year()):
             return None
-        when = self._date(sentence, previous, ref, _lean(sentence), is_title)
+        when = self._date(sentence, previous, ref, lean(sentence), is_title)
         if (when is not None and not when.marked and ref is not None and when.value < ref
                 and _WILL_EN.search(sentence)):
             # "said on Monday it will restore…": when it was said, not when the rule applies. (Only in

@@ -17,7 +17,8 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
-_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog", "revises", "policy")
+_CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog", "revises",
+            "policy", "genre", "linkish")
 
 
 class LexiconError(ValueError):
@@ -67,6 +68,70 @@ def _alternation(words: list[str] | tuple[str, ...], lang: str) -> re.Pattern[st
     return re.compile("|".join(parts), flags)
 
 
+def trie_pattern(words: list[str] | tuple[str, ...] | set[str]) -> str:
+    """A regular expression for a word list shaped as a trie: words that share a beginning share its
+    test, so one pass over an article costs little more for 600 words than for 6. Longer words are
+    tried first (an optional tail is greedy), so "no longer allow" wins over "no longer"."""
+    trie: dict[str, Any] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        if "" in node:
+            return (body if len(alts) == 1 and len(alts[0]) == 1 else f"(?:{body})") + "?"
+        return body
+
+    return build(trie)
+
+
+@dataclass(frozen=True)
+class CueIndex:
+    """Every cue word of both languages in one pattern, and the classes each word belongs to, so an
+    article's cues are found in one pass ("links", "change", "act:ban", "type:news", …)."""
+
+    pattern: re.Pattern[str]
+    classes: dict[str, frozenset[str]]
+
+    def find(self, text: str) -> list[tuple[frozenset[str], int, int]]:
+        get = self.classes.get
+        return [(get(m.group(0).lower(), frozenset()), m.start(), m.end()) for m in self.pattern.finditer(text)]
+
+
+def _cue_index(by_class: dict[str, list[str]]) -> CueIndex:
+    classes: dict[str, set[str]] = {}
+    for cls, words in by_class.items():
+        for w in words:
+            if w:
+                classes.setdefault(w.lower(), set()).add(cls)
+    # The index finds the longest word at each place ("商品链接", not "链接" inside it): a word also
+    # carries the classes of the cue words it contains, except their actions ("no longer allow" is
+    # a ban, not an allow).
+    inner: dict[str, set[str]] = {}
+    for w in classes:
+        for u, u_classes in classes.items():
+            if u != w and len(u) < len(w) and u in w and (
+                    not re.match(r"[a-z0-9]", u) or re.search(r"(?<![a-z0-9])" + re.escape(u) + r"(?![a-z0-9])", w)):
+                inner.setdefault(w, set()).update(c for c in u_classes if not c.startswith("act:"))
+    for w, extra in inner.items():
+        classes[w] |= extra
+    latin = [w for w in classes if re.match(r"[a-z0-9]", w)]
+    other = [w for w in classes if w not in latin]
+    parts = []
+    if latin:
+        parts.append(r"(?<![A-Za-z0-9])" + trie_pattern(latin) + r"(?![A-Za-z0-9])")
+    if other:
+        parts.append(trie_pattern(other))
+    pattern = re.compile("|".join(parts) or r"(?!x)x", re.IGNORECASE)
+    return CueIndex(pattern, {w: frozenset(c) for w, c in classes.items()})
+
+
 @dataclass(frozen=True)
 class Cues:
     """Compiled cue patterns of one language."""
@@ -82,6 +147,8 @@ class Cues:
     changelog: re.Pattern[str]
     revises: re.Pattern[str]
     policy: re.Pattern[str]
+    genre: re.Pattern[str]
+    linkish: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
@@ -93,6 +160,7 @@ class Lexicon:
     cues: dict[str, Cues]
     _alias_index: dict[str, str] = field(default_factory=dict)
     alias_pattern: re.Pattern[str] = field(default=re.compile(r"(?!x)x"))
+    cue_index: CueIndex = field(default=CueIndex(re.compile(r"(?!x)x"), {}))
 
     def platform_of(self, alias: str) -> str:
         """The canonical id behind an alias as matched in text."""
@@ -132,12 +200,23 @@ def parse(raw: dict[str, Any], path: Path) -> Lexicon:
         for a in aliases:
             alias_index[a.lower()] = pid
     cues: dict[str, Cues] = {}
+    by_class: dict[str, list[str]] = {}
     raw_cues = _need(raw.get("cues"), dict, "cues", path)
     for lang in LANGS:
         c = _need(raw_cues.get(lang), dict, f"cues.{lang}", path)
+        unknown_cls = set(c) - set(_CLASSES) - {"actions", "link_types"}
+        if unknown_cls:
+            raise LexiconError(f"{path}: cues.{lang}.{sorted(unknown_cls)[0]}: unknown cue class "
+                               f"(known: {', '.join(_CLASSES)}, actions, link_types)")
         compiled = {k: _alternation(_words(c.get(k, []), f"cues.{lang}.{k}", path), lang) for k in _CLASSES}
         acts = _need(c.get("actions"), dict, f"cues.{lang}.actions", path)
         types = _need(c.get("link_types"), dict, f"cues.{lang}.link_types", path)
+        for k in _CLASSES:
+            by_class.setdefault(k, []).extend(c.get(k, []))
+        for a, w in acts.items():
+            by_class.setdefault(f"act:{a}", []).extend(_words(w, f"cues.{lang}.actions.{a}", path))
+        for t, w in types.items():
+            by_class.setdefault(f"type:{t}", []).extend(_words(w, f"cues.{lang}.link_types.{t}", path))
         for name in acts:
             if name not in ACTIONS:
                 raise LexiconError(f"{path}: cues.{lang}.actions.{name}: not an action ({', '.join(ACTIONS)})")
@@ -152,7 +231,7 @@ def parse(raw: dict[str, Any], path: Path) -> Lexicon:
             **compiled,
         )
     all_aliases = [a for p in platforms.values() for a in p.aliases]
-    return Lexicon(path, platforms, cues, alias_index, _alternation(all_aliases, "en_cased"))
+    return Lexicon(path, platforms, cues, alias_index, _alternation(all_aliases, "en_cased"), _cue_index(by_class))
 
 
 @lru_cache(maxsize=8)

@@ -22,6 +22,8 @@ class Article:
     lang: str | None = None
     url: str | None = None
     platform_hint: str | None = None
+    # The text a watched policy page added (kind = "page"): the platform's own rules, not a report.
+    watched: bool = False
 
 
 @dataclass(frozen=True)
