@@ -97,8 +97,14 @@ def run(config_path: str | None, verbose: bool) -> None:
     """Run the daemon: poll every source on its interval, extract, store, notify, until SIGTERM."""
     _setup_logging(verbose)
     from monitor.daemon import Daemon
+    from monitor.web.server import ListenError
 
-    sys.exit(Daemon(_app(config_path)).run())
+    daemon = Daemon(_app(config_path))
+    try:
+        daemon.open_http()
+    except ListenError as exc:
+        fail(str(exc))
+    sys.exit(daemon.run())
 
 
 @main.command()
@@ -135,6 +141,47 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
             click.echo(f"warning: delivery to {err}", err=True)
     app.close()
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@config_option
+@click.option("--listen", metavar="HOST:PORT",
+              help="Address to serve on (default: [http] listen of the config, else 127.0.0.1:8080).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and one log line per request.")
+@guard
+def serve(config_path: str | None, listen: str | None, verbose: bool) -> None:
+    """Serve the change log over HTTP: web pages, JSON API, Atom feed and iCalendar, until SIGTERM.
+    Read-only unless [http] token (or $MONITOR_HTTP_TOKEN) is set."""
+    _setup_logging(verbose)
+    import signal
+
+    from monitor.config import DEFAULT_LISTEN, parse_listen
+    from monitor.web.app import create_app
+    from monitor.web.server import HTTPServer, ListenError, bind
+
+    app = _app(config_path)
+    address = listen or app.config.settings.http.listen or DEFAULT_LISTEN
+    try:
+        parse_listen(address)
+    except ValueError as exc:
+        fail(f"--listen: {exc}", 2)
+    try:
+        sock = bind(address)
+    except ListenError as exc:
+        fail(str(exc))
+    server = HTTPServer(create_app(app), sock, access_log=verbose)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing the requests in flight", signal.Signals(signum).name)
+        server.server.should_exit = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("serving %s (%s)", server.address,
+             "corrections allowed with the token" if app.config.settings.http.token else "read-only")
+    server.run()
+    app.close()
+    log.info("server stopped")
 
 
 # -- queries ---------------------------------------------------------------------------------------
