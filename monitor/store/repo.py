@@ -485,13 +485,19 @@ def with_sources(stmt: Select[Any]) -> Select[Any]:
 
 
 def list_changes(session: Session, f: ChangeFilter = ChangeFilter(), limit: int | None = None,
-                 after: Cursor | None = None, order: str = "first_seen") -> list[Change]:
+                 after: Cursor | None = None, order: str = "first_seen",
+                 after_effective: tuple[date, int] | None = None) -> list[Change]:
     """The change log, newest first (``order="first_seen"``, pageable with ``limit`` and ``after``),
-    most recently updated first (``"updated"``, for feeds) or by effective date (``"effective"``)."""
+    most recently updated first (``"updated"``, for feeds) or by effective date (``"effective"``,
+    dated changes only, pageable with ``after_effective``: the last row's date and id)."""
     stmt = change_query(f)
     if order == "updated":
         stmt = stmt.order_by(Change.updated_at.desc(), Change.id.desc())
     elif order == "effective":
+        stmt = stmt.where(Change.effective_date.is_not(None))
+        if after_effective is not None:
+            day, ident = after_effective
+            stmt = stmt.where(Change.effective_date >= day, or_(Change.effective_date > day, Change.id > ident))
         stmt = stmt.order_by(Change.effective_date, Change.id)
     else:
         if after is not None:

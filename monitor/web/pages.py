@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -180,6 +181,9 @@ async def label_form(request: Request, change_id: int) -> Response:
     return response
 
 
+UPCOMING_PAGE = 200
+
+
 @router.get("/upcoming")
 def upcoming_page(request: Request) -> Response:
     w = web(request)
@@ -188,13 +192,15 @@ def upcoming_page(request: Request) -> Response:
     today = now.date()
     try:
         f = filters.parse(request.query_params, default_status="active")
+        after = _after_effective(request.query_params.get("after"))
     except ValueError as exc:
         return error_response(request, 400, str(exc))
     start = max(f.effective_from or today, today)
-    from dataclasses import replace
-
     with w.reads() as s:
-        changes = repo.list_changes(s, replace(f, effective_from=start), limit=500, order="effective")
+        changes = repo.list_changes(s, replace(f, effective_from=start), limit=UPCOMING_PAGE + 1, order="effective",
+                                    after_effective=after)
+        more = len(changes) > UPCOMING_PAGE
+        changes = changes[:UPCOMING_PAGE]
         rows = [present.row(c, w.lexicon, lang, now) for c in changes]
         platforms = [(p, w.lexicon.display(p, lang)) for p in w.platforms(s)]
     weeks: list[dict[str, Any]] = []
@@ -206,10 +212,25 @@ def upcoming_page(request: Request) -> Response:
                           "rows": []})
         r["weekday"] = c.effective_date.strftime("%a") if lang == "en" else "一二三四五六日"[c.effective_date.weekday()]
         weeks[-1]["rows"].append(r)
+    last = changes[-1] if changes else None
+    later = (str(request.url.include_query_params(after=f"{last.effective_date}.{last.id}"))
+             if more and last is not None else None)
     words = present.WORDS[lang]
     return page(request, "upcoming.html", {"title": i18n.UI[lang]["title_upcoming"], "weeks": weeks,
                                            "platforms": platforms, "link_words": words["link"],
-                                           "action_words": words["action"], **_filter_form(request)})
+                                           "action_words": words["action"], "later_url": later,
+                                           **_filter_form(request)})
+
+
+def _after_effective(value: str | None) -> tuple[date, int] | None:
+    """``?after=2023-05-01.42``: the upcoming page's continuation after that date and change."""
+    if not value:
+        return None
+    day, _, ident = value.partition(".")
+    try:
+        return date.fromisoformat(day), int(ident)
+    except ValueError:
+        raise ValueError(f"after: {value!r} is not DATE.ID from a previous page") from None
 
 
 @router.get("/sources")
