@@ -57,6 +57,7 @@ class Web:
     templates: Environment
     guard: Guard
     secrets: tuple[tuple[str, str], ...]
+    cache: dict[str, Any] = field(default_factory=dict)   # modules' own caches (feeds: documents built)
     _platforms: tuple[float, list[str]] = field(default=(0.0, []))
 
     @property
