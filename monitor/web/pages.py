@@ -181,7 +181,7 @@ async def label_form(request: Request, change_id: int) -> Response:
     return response
 
 
-UPCOMING_PAGE = 200
+UPCOMING_PAGE = 100
 
 
 @router.get("/upcoming")
