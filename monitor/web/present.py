@@ -72,13 +72,15 @@ def row(change: Change, lexicon: Lexicon, lang: str, now: datetime) -> dict[str,
     """What a line of the change log shows."""
     words = WORDS[lang]
     p = lexicon.platforms.get(change.platform)
+    targets = [lexicon.display(t, lang) for t in change.targets or []] or [words["any"]]
     return {
         "id": change.id,
         "platform": lexicon.display(change.platform, lang),
         "platform_id": change.platform,
         "action": change.action,
         "action_word": words["action"].get(change.action, change.action),
-        "targets": [lexicon.display(t, lang) for t in change.targets or []] or [words["any"]],
+        "targets": targets,
+        "targets_text": words["sep"].join(targets),
         "link_word": words["link"].get(change.link_type, change.link_type),
         "link_type": change.link_type,
         "effective": change.effective_date.isoformat() if change.effective_date else None,
