@@ -5,6 +5,7 @@ its forms and API, and driven by a real headless browser. One server per databas
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -349,6 +350,11 @@ def test_corrections_from_the_page_and_the_api_move_the_calendar_event_and_the_f
                                                    "pm_auth": done.cookies["pm_auth"]}) as browser:
         shown = browser.get(f"/changes/{ids['douyin']}", headers=EN)
     assert "date: 2023-04-15 -&gt; 2023-04-18" in shown.text and 'name="token"' not in shown.text  # signed in
+    # Signed in, the session cookie stands for the token; an empty correction is refused politely.
+    empty = _form_post(site, ids["douyin"], {"csrf": csrf, "what": "correct"},
+                       cookies={**cookies, "pm_auth": done.cookies["pm_auth"]})
+    assert empty.status_code == 303
+    assert "nothing to correct" in base64.urlsafe_b64decode(empty.cookies["pm_flash"] + "==").decode()
 
     moved = _events(site)["Douyin"]
     assert str(moved["uid"]) == uid and int(moved["sequence"]) == 1

@@ -157,6 +157,8 @@ async def label_form(request: Request, change_id: int) -> Response:
 
     def apply() -> list[str]:
         judgement = _judgement(form)
+        if judgement.empty():
+            raise LabelError("nothing to correct: give the right date, platform or action")
         with w.app.sessions.begin() as s:
             applied = record(s, w.app.planner, change_id, judgement, by="web")
         lines = [f"✓ {line}" for line in applied.recorded] + [f"= {line}" for line in applied.unchanged]
