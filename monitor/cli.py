@@ -102,8 +102,14 @@ def run(config_path: str | None, verbose: bool) -> None:
     """Run the daemon: poll every source on its interval, extract, store, notify, until SIGTERM."""
     _setup_logging(verbose)
     from monitor.daemon import Daemon
+    from monitor.web.server import ListenError
 
-    sys.exit(Daemon(_app(config_path, extracting=True)).run())
+    daemon = Daemon(_app(config_path, extracting=True))
+    try:
+        daemon.open_http()
+    except ListenError as exc:
+        fail(str(exc))
+    sys.exit(daemon.run())
 
 
 @main.command()
@@ -142,6 +148,47 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
     sys.exit(1 if failed else 0)
 
 
+@main.command()
+@config_option
+@click.option("--listen", metavar="HOST:PORT",
+              help="Address to serve on (default: [http] listen of the config, else 127.0.0.1:8080).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and one log line per request.")
+@guard
+def serve(config_path: str | None, listen: str | None, verbose: bool) -> None:
+    """Serve the change log over HTTP: web pages, JSON API, Atom feed and iCalendar, until SIGTERM.
+    Read-only unless [http] token (or $MONITOR_HTTP_TOKEN) is set."""
+    _setup_logging(verbose)
+    import signal
+
+    from monitor.config import DEFAULT_LISTEN, parse_listen
+    from monitor.web.app import create_app
+    from monitor.web.server import HTTPServer, ListenError, bind
+
+    app = _app(config_path)
+    address = listen or app.config.settings.http.listen or DEFAULT_LISTEN
+    try:
+        parse_listen(address)
+    except ValueError as exc:
+        fail(f"--listen: {exc}", 2)
+    try:
+        sock = bind(address)
+    except ListenError as exc:
+        fail(str(exc))
+    server = HTTPServer(create_app(app), sock, access_log=verbose)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing the requests in flight", signal.Signals(signum).name)
+        server.server.should_exit = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("serving %s (%s)", server.address,
+             "corrections allowed with the token" if app.config.settings.http.token else "read-only")
+    server.run()
+    app.close()
+    log.info("server stopped")
+
+
 # -- queries ---------------------------------------------------------------------------------------
 def _day(_ctx: Any, _param: Any, value: str | None) -> date | None:
     if value is None:
@@ -150,23 +197,6 @@ def _day(_ctx: Any, _param: Any, value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)")
-
-
-def change_record(c: Any) -> dict[str, Any]:
-    from monitor.output import iso
-
-    sources = []
-    for m in c.mentions:
-        e = m.entry
-        sources.append({"source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published)})
-    return {
-        "id": c.id, "platform": c.platform, "targets": list(c.targets or []), "action": c.action,
-        "link_type": c.link_type, "effective_date": iso(c.effective_date), "evidence": c.evidence,
-        "confidence": round(c.confidence, 3), "first_seen": iso(c.first_seen), "sources": sources,
-        "status": c.status, "found_by": c.found_by,
-        "history": [{"at": iso(h.at), "what": h.kind, "old": h.old_value, "new": h.new_value,
-                     "evidence": h.evidence} for h in c.history],
-    }
 
 
 @main.command()
@@ -189,11 +219,12 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
     `reextract`) are left out unless asked for with --status withdrawn."""
     _setup_logging(False, quiet=True)
     from monitor.output import render
+    from monitor.records import change_record
     from monitor.store.repo import ChangeFilter, list_changes
 
     app = _app(config_path)
     with app.sessions() as s:
-        rows = [change_record(c) for c in list_changes(s, ChangeFilter(
+        rows: list[dict[str, Any]] = [dict(change_record(c)) for c in list_changes(s, ChangeFilter(
             platform, target, action, since, until, effective_from, effective_to, status))]
     for r in rows:
         r["mentions"] = len(r["sources"])
@@ -218,16 +249,15 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
 def sources(config_path: str | None, fmt: str) -> None:
     """Each configured source with its last poll, status and last error."""
     _setup_logging(False, quiet=True)
-    from monitor.output import iso, render
-    from monitor.store.repo import list_sources
+    from monitor.output import render
+    from monitor.records import source_record
+    from monitor.store.repo import list_sources, source_change_counts
 
     app = _app(config_path)
     configured = {s.name: s for s in app.config.settings.sources}
     with app.sessions() as s:
-        rows = [{"name": r.name, "kind": r.kind, "url": r.url,
-                 "status": r.status if configured[r.name].enabled else "disabled",
-                 "last_polled": iso(r.last_polled), "last_error": r.last_error, "entries_seen": r.entries_seen,
-                 "next_poll": iso(r.next_poll), "failures": r.failures}
+        counts = source_change_counts(s)
+        rows = [source_record(r, configured[r.name].enabled, counts.get(r.id))
                 for r in list_sources(s) if r.name in configured]
     click.echo(render(rows, fmt, ["name", "status", "last_polled", "entries_seen", "next_poll", "last_error"]))
 
@@ -241,13 +271,13 @@ def sources(config_path: str | None, fmt: str) -> None:
 def entries(config_path: str | None, source_name: str | None, limit: int, fmt: str) -> None:
     """What the sources yielded, newest first, with the number of changes found in each."""
     _setup_logging(False, quiet=True)
-    from monitor.output import iso, render
+    from monitor.output import render
+    from monitor.records import entry_record
     from monitor.store.repo import list_entries
 
     app = _app(config_path)
     with app.sessions() as s:
-        rows = [{"source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published),
-                 "changes": e.changes_found} for e in list_entries(s, source_name, limit)]
+        rows = [entry_record(e) for e in list_entries(s, source_name, limit)]
     click.echo(render(rows, fmt, ["source", "published", "changes", "title", "url"]))
 
 
@@ -262,14 +292,13 @@ def deliveries(ctx: click.Context, config_path: str | None, status: str | None, 
     if ctx.invoked_subcommand is not None:
         return
     _setup_logging(False, quiet=True)
-    from monitor.output import iso, render
+    from monitor.output import render
+    from monitor.records import delivery_record
     from monitor.store.repo import list_deliveries
 
     app = _app(config_path)
     with app.sessions() as s:
-        rows = [{"id": d.id, "change_id": d.change_id, "notifier": d.notifier, "kind": d.kind, "status": d.status,
-                 "attempts": d.attempts, "last_error": d.last_error, "next_attempt": iso(d.next_attempt),
-                 "sent_at": iso(d.sent_at)} for d in list_deliveries(s, status)]
+        rows = [delivery_record(d) for d in list_deliveries(s, status)]
     click.echo(render(rows, fmt, ["id", "change_id", "notifier", "kind", "status", "attempts", "next_attempt",
                                   "last_error"]))
 

@@ -137,6 +137,38 @@ class TemplatesConfig(_Strict):
     dir: str | None = None
 
 
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) as the host and the port to bind."""
+    m = re.match(r"^\s*(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d{1,5})\s*$", value or "")
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080)")
+    return m.group(1).strip("[]"), int(m.group(2))
+
+
+class HttpConfig(_Strict):
+    """The web pages, JSON API and feeds (``policy-monitor serve``; the daemon too when ``listen`` is set)."""
+
+    listen: str | None = None
+    token: str | None = None   # writes (corrections) need it; without one the server is read-only
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_listen(v)
+        return v
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        if v is not None and len(v.strip()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. the output of `openssl rand -hex 16`)")
+        return v.strip() if v is not None else None
+
+
 def _check_name(value: str, example: str) -> str:
     """Source and notifier names appear in logs, commands and URLs: keep them plain."""
     if not _NAME.match(value):
@@ -227,6 +259,7 @@ class Settings(_Strict):
     reminders: RemindersConfig = RemindersConfig()
     ops: OpsConfig = OpsConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    http: HttpConfig = HttpConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     notify: list[NotifierConfig] = Field(default_factory=list)
 
@@ -305,6 +338,9 @@ def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     storage = raw.get("storage")
     if isinstance(storage, dict) and isinstance(storage.get("url"), str):
         storage["url"] = expand(storage["url"], "storage.url")
+    http = raw.get("http")
+    if isinstance(http, dict) and isinstance(http.get("token"), str):
+        http["token"] = expand(http["token"], "http.token")
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -327,6 +363,10 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raw.setdefault("storage", {})
         if isinstance(raw["storage"], dict):
             raw["storage"]["url"] = os.environ["MONITOR_DATABASE_URL"]
+    if os.environ.get("MONITOR_HTTP_TOKEN"):
+        raw.setdefault("http", {})
+        if isinstance(raw["http"], dict):
+            raw["http"]["token"] = os.environ["MONITOR_HTTP_TOKEN"]
     if problems:
         raise ConfigError(cfg_path, problems)
     try:

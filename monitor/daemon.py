@@ -4,6 +4,9 @@ Each source job has jitter (so a hundred sources do not hit the network in the s
 at most one instance at a time, and coalesces missed runs. A failing source is backed off in the
 database (``next_poll``), so its job simply skips until then. SIGTERM/SIGINT stop the scheduler
 and wait for in-flight polls and deliveries before exiting 0.
+
+With ``[http] listen`` set, the same process serves the web pages, API and feeds (as
+``policy-monitor serve`` does) from a uvicorn thread, stopped with the rest on SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import signal
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -22,6 +26,9 @@ from monitor.config import SourceConfig
 from monitor.events import ChangeDetected
 from monitor.pipeline import poll
 from monitor.store import repo
+
+if TYPE_CHECKING:
+    from monitor.web.server import HTTPServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -38,6 +45,17 @@ class Daemon:
         )
         # A new change is delivered at once rather than at the next delivery tick.
         app.bus.subscribe(ChangeDetected, lambda _e: self.wake_delivery())
+        self.http: HTTPServer | None = None
+
+    def open_http(self) -> None:
+        """Bind ``[http] listen`` now, so a taken port stops the start with a clear error."""
+        listen = self.app.config.settings.http.listen
+        if not listen:
+            return
+        from monitor.web.app import create_app
+        from monitor.web.server import HTTPServer, bind
+
+        self.http = HTTPServer(create_app(self.app), bind(listen))
 
     def _jitter(self, cfg: SourceConfig) -> timedelta:
         return min(self.app.config.settings.daemon.jitter, cfg.interval / 4)
@@ -97,8 +115,14 @@ class Daemon:
         log.info("daemon started: %d sources, %d notifiers, database %s", len(enabled),
                  len(self.app.config.settings.notify), self.app.engine.url.render_as_string(hide_password=True))
         self.scheduler.start()
+        if self.http is not None:
+            self.http.start()
+            log.info("serving %s (%s)", self.http.address,
+                     "corrections allowed with the token" if self.app.config.settings.http.token else "read-only")
         while not self.stopping.wait(1.0):
             pass
+        if self.http is not None:
+            self.http.stop()
         self.scheduler.shutdown(wait=True)
         self.app.close()
         log.info("daemon stopped")

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
@@ -29,7 +29,7 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str]) -> str:
+def render(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str]) -> str:
     """``rows`` as table, json (one array) or csv; table and csv show ``columns`` only."""
     if fmt == "json":
         return json.dumps(list(rows), ensure_ascii=False, indent=2)

@@ -25,8 +25,11 @@ class DatabaseError(Exception):
     """The database URL is unusable or the server cannot be reached."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets its folder created, WAL mode and foreign keys on."""
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """An engine for ``url``; SQLite gets its folder created, WAL mode and foreign keys on.
+
+    ``readonly`` (SQLite): transactions start deferred and the connection refuses writes, so the web
+    pages read a snapshot beside a polling daemon instead of queueing for its write lock."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -46,13 +49,15 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the process in WAL mode
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if readonly:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
             # Take the write lock at the start: several pollers read-then-write concurrently, and a
             # deferred transaction that read an older snapshot would fail when it tries to write.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     try:

@@ -108,7 +108,15 @@ class Change(Base):
     """One real-world link-policy change, however many articles report it."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_identity", "platform", "action"),)
+    __table_args__ = (
+        Index("ix_changes_identity", "platform", "action"),
+        # The change log's pages (newest first, overall and per platform), the feed (by update) and
+        # the calendar (by effective date) read ranges of these, not the whole table.
+        Index("ix_changes_seen", "first_seen", "id"),
+        Index("ix_changes_platform_seen", "platform", "first_seen", "id"),
+        Index("ix_changes_updated", "updated_at"),
+        Index("ix_changes_effective", "effective_date"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(64))
@@ -190,6 +198,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("change_id", "notifier", "kind", "key"),
         Index("ix_outbox_due", "status", "next_attempt"),
+        Index("ix_outbox_change", "change_id"),   # a change's deliveries, on its web page
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,12 +3,15 @@ so SQLite and PostgreSQL behave the same and the CLI shows exactly what the daem
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from typing import Iterable, Sequence
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, Text, and_, cast, func, or_, select, text, update
+from sqlalchemy.orm import Session, defer, selectinload
 
 from monitor.clock import as_utc
 from monitor.config import SourceConfig
@@ -78,6 +81,14 @@ def claim_poll(session: Session, name: str, now: datetime, slack: timedelta, int
 
 def list_sources(session: Session) -> Sequence[Source]:
     return session.scalars(select(Source).order_by(Source.name)).all()
+
+
+def source_change_counts(session: Session) -> dict[int, int]:
+    """Per source id, the number of changes in the log (not withdrawn) that its entries report."""
+    stmt = (select(Entry.source_id, func.count(func.distinct(Mention.change_id)))
+            .join(Mention, Mention.entry_id == Entry.id).join(Change, Change.id == Mention.change_id)
+            .where(Change.status != "withdrawn").group_by(Entry.source_id))
+    return {sid: int(n) for sid, n in session.execute(stmt)}
 
 
 def last_version(session: Session, source: Source) -> PageVersion | None:
@@ -384,6 +395,9 @@ def withdraw_mentions(session: Session, entry: Entry, still_found: set[int], now
     return len(stale), withdrawn
 
 
+STATUSES = ("active", "reversed", "withdrawn")
+
+
 @dataclass(frozen=True)
 class ChangeFilter:
     platform: str | None = None
@@ -393,38 +407,126 @@ class ChangeFilter:
     until: date | None = None
     effective_from: date | None = None
     effective_to: date | None = None
-    status: str | None = None   # None: all but withdrawn
+    status: str | None = None   # None: all but withdrawn; "all": every status
+    link_type: str | None = None
+    text: str | None = None     # a word of the evidence, a reporting article's title, the platform or a target
 
 
-def list_changes(session: Session, f: ChangeFilter = ChangeFilter()) -> list[Change]:
-    stmt = select(Change).options(
-        selectinload(Change.mentions).selectinload(Mention.entry).selectinload(Entry.source),
-        selectinload(Change.history))
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of the change log (newest first) ends: the last row's (first_seen, id). The next
+    page starts strictly after it, so rows added meanwhile never shift or repeat a page."""
+
+    first_seen: datetime
+    id: int
+
+    def encode(self) -> str:
+        seen = as_utc(self.first_seen)
+        assert seen is not None
+        raw = f"{seen.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> "Cursor":
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            seen, ident = raw.split("|")
+            at = as_utc(datetime.fromisoformat(seen))
+            assert at is not None
+            return cls(at, int(ident))
+        except (ValueError, UnicodeDecodeError, AssertionError, binascii.Error):
+            raise ValueError(f"{value!r} is not a cursor from a previous page") from None
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+def change_query(f: ChangeFilter = ChangeFilter()) -> Select[Any]:
+    """The changes that pass ``f``, every condition in SQL (so a page of 50 out of 100,000 costs an
+    index range scan, not a scan in Python), without ordering or loading options."""
+    stmt = select(Change)
     if f.platform:
         stmt = stmt.where(Change.platform == f.platform)
-    stmt = stmt.where(Change.status == f.status if f.status else Change.status != "withdrawn")
+    if f.status != "all":
+        stmt = stmt.where(Change.status == f.status if f.status else Change.status != "withdrawn")
     if f.action:
         stmt = stmt.where(Change.action == f.action)
+    if f.link_type:
+        stmt = stmt.where(Change.link_type == f.link_type)
     if f.effective_from:
         stmt = stmt.where(Change.effective_date >= f.effective_from)
     if f.effective_to:
         stmt = stmt.where(Change.effective_date <= f.effective_to)
-    rows = session.scalars(stmt.order_by(Change.first_seen.desc(), Change.id.desc())).all()
-    out = []
-    for c in rows:
-        seen = as_utc(c.first_seen)
-        assert seen is not None
-        if f.since and seen.date() < f.since or f.until and seen.date() > f.until:
-            continue
-        if f.target and f.target not in (c.targets or []):
-            continue  # JSON containment differs between SQLite and PostgreSQL; filter here
-        out.append(c)
-    return out
+    # first_seen is stored in UTC; a day of --since/--until is a UTC calendar day.
+    if f.since:
+        stmt = stmt.where(Change.first_seen >= datetime.combine(f.since, time(0), timezone.utc))
+    if f.until:
+        stmt = stmt.where(Change.first_seen < datetime.combine(f.until + timedelta(days=1), time(0), timezone.utc))
+    if f.target:
+        # targets is a JSON array, stored as the text json.dumps wrote on both SQLite and PostgreSQL
+        # (whose JSON containment operators SQLite lacks): an element is its quoted JSON string.
+        stmt = stmt.where(cast(Change.targets, Text).like(_like(json.dumps(f.target)), escape="!"))
+    if f.text and f.text.strip():
+        pattern = _like(f.text.strip())
+        reported = (select(Mention.change_id).join(Entry, Entry.id == Mention.entry_id)
+                    .where(or_(Entry.title.ilike(pattern, escape="!"), Mention.evidence.ilike(pattern, escape="!"))))
+        stmt = stmt.where(or_(Change.evidence.ilike(pattern, escape="!"), Change.platform.ilike(pattern, escape="!"),
+                              cast(Change.targets, Text).ilike(pattern, escape="!"), Change.id.in_(reported)))
+    return stmt
+
+
+def with_sources(stmt: Select[Any]) -> Select[Any]:
+    """Each change with its reports (article titles and links, not their bodies) and its history."""
+    return stmt.options(
+        selectinload(Change.mentions).selectinload(Mention.entry).options(defer(Entry.body),
+                                                                          selectinload(Entry.source)),
+        selectinload(Change.history))
+
+
+def list_changes(session: Session, f: ChangeFilter = ChangeFilter(), limit: int | None = None,
+                 after: Cursor | None = None, order: str = "first_seen",
+                 after_effective: tuple[date, int] | None = None) -> list[Change]:
+    """The change log, newest first (``order="first_seen"``, pageable with ``limit`` and ``after``),
+    most recently updated first (``"updated"``, for feeds) or by effective date (``"effective"``,
+    dated changes only, pageable with ``after_effective``: the last row's date and id)."""
+    stmt = change_query(f)
+    if order == "updated":
+        stmt = stmt.order_by(Change.updated_at.desc(), Change.id.desc())
+    elif order == "effective":
+        stmt = stmt.where(Change.effective_date.is_not(None))
+        if after_effective is not None:
+            day, ident = after_effective
+            stmt = stmt.where(Change.effective_date >= day, or_(Change.effective_date > day, Change.id > ident))
+        stmt = stmt.order_by(Change.effective_date, Change.id)
+    else:
+        if after is not None:
+            # the first bound alone opens an index range; the second drops the rows up to the cursor
+            stmt = stmt.where(Change.first_seen <= after.first_seen,
+                              or_(Change.first_seen < after.first_seen, Change.id < after.id))
+        stmt = stmt.order_by(Change.first_seen.desc(), Change.id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(with_sources(stmt)).all())
+
+
+def page_changes(session: Session, f: ChangeFilter, limit: int, after: Cursor | None = None
+                 ) -> tuple[list[Change], Cursor | None]:
+    """One page of the change log, newest first, and the cursor of the next page (None at the end)."""
+    rows = list_changes(session, f, limit + 1, after)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, Cursor(rows[-1].first_seen, rows[-1].id)
 
 
 def get_change(session: Session, change_id: int) -> Change | None:
-    return session.scalars(select(Change).where(Change.id == change_id).options(
-        selectinload(Change.mentions).selectinload(Mention.entry).selectinload(Entry.source))).first()
+    return session.scalars(with_sources(select(Change).where(Change.id == change_id))).first()
+
+
+def platforms_in_log(session: Session) -> list[str]:
+    """The platforms the change log names, for filter menus."""
+    return list(session.scalars(select(Change.platform).distinct().order_by(Change.platform)))
 
 
 def latest_change(session: Session) -> Change | None:
@@ -505,10 +607,12 @@ def find_delivery(session: Session, change_id: int, notifier: str, kind: str, ke
                                                   Delivery.kind == kind, Delivery.key == key)).first()
 
 
-def list_deliveries(session: Session, status: str | None = None) -> Sequence[Delivery]:
+def list_deliveries(session: Session, status: str | None = None, change_id: int | None = None) -> Sequence[Delivery]:
     stmt = select(Delivery).order_by(Delivery.id.desc())
     if status:
         stmt = stmt.where(Delivery.status == status)
+    if change_id is not None:
+        stmt = stmt.where(Delivery.change_id == change_id)
     return session.scalars(stmt).all()
 
 

@@ -1,0 +1,142 @@
+"""The JSON shapes of the change log, sources, entries and deliveries, in one place: the CLI's
+``--format json`` and the HTTP API (``/api/...``) both build their objects here, so a script reads
+the same keys from either (spec/interface.md lists them)."""
+
+from __future__ import annotations
+
+import re
+
+from typing_extensions import TypedDict  # pydantic (the API's schema) needs this one before Python 3.12
+
+from monitor.output import iso
+from monitor.store.models import Change, Delivery, Entry, Source
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:[a-z0-9_-]*(?:key|token|secret|password|passwd|sig|signature|auth)"
+                           r"[a-z0-9_-]*)=)[^&#\s]+")
+
+
+def public_url(text: str | None) -> str | None:
+    """A URL (or an error message that quotes one) without the secrets a URL may carry: a
+    ``user:password@`` part, and the values of parameters named like keys, tokens or signatures
+    (an RSSHub ``?key=``). Source URLs are shown on pages anyone with access to the server reads."""
+    if text is None:
+        return None
+    return _SECRET_PARAM.sub(r"\1****", _USERINFO.sub(r"\1****@", text))
+
+
+class SourceRef(TypedDict):
+    """An article that reports a change: its source's name, its title, link and publication time."""
+
+    source: str
+    title: str
+    url: str | None
+    published: str | None
+
+
+class HistoryItem(TypedDict):
+    """A later report or a person's correction that altered the change (what: date_set, date_moved,
+    reversed, withdrawn, date_corrected, platform_corrected, action_corrected)."""
+
+    at: str | None
+    what: str
+    old: str | None
+    new: str | None
+    evidence: str
+
+
+class ChangeRecord(TypedDict):
+    """One real-world link-policy change (spec/interface.md, CHANGE plus id, first_seen, sources);
+    dates are YYYY-MM-DD, times ISO 8601 in UTC."""
+
+    id: int
+    platform: str
+    targets: list[str]
+    action: str
+    link_type: str
+    effective_date: str | None
+    evidence: str
+    confidence: float
+    first_seen: str | None
+    sources: list[SourceRef]
+    status: str
+    found_by: str
+    history: list[HistoryItem]
+
+
+class SourceRecord(TypedDict):
+    """A configured source and its health."""
+
+    name: str
+    kind: str
+    url: str | None
+    status: str
+    last_polled: str | None
+    last_error: str | None
+    entries_seen: int
+    next_poll: str | None
+    failures: int
+    changes: int
+
+
+class EntryRecord(TypedDict):
+    """One item a source yielded, with the number of changes found in it."""
+
+    id: int
+    source: str
+    title: str
+    url: str | None
+    published: str | None
+    changes: int
+
+
+class DeliveryRecord(TypedDict):
+    """One message (alert, update, reminder, ops) owed to one notifier, and how it went."""
+
+    id: int
+    change_id: int | None
+    notifier: str
+    kind: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt: str | None
+    sent_at: str | None
+
+
+def change_record(c: Change) -> ChangeRecord:
+    """A change as ``changes --format json`` prints it and ``/api/changes`` serves it."""
+    sources: list[SourceRef] = []
+    for m in c.mentions:
+        e = m.entry
+        sources.append({"source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published)})
+    return {
+        "id": c.id, "platform": c.platform, "targets": list(c.targets or []), "action": c.action,
+        "link_type": c.link_type, "effective_date": iso(c.effective_date), "evidence": c.evidence,
+        "confidence": round(c.confidence, 3), "first_seen": iso(c.first_seen), "sources": sources,
+        "status": c.status, "found_by": c.found_by,
+        "history": [{"at": iso(h.at), "what": h.kind, "old": h.old_value, "new": h.new_value,
+                     "evidence": h.evidence} for h in c.history],
+    }
+
+
+def source_record(r: Source, enabled: bool = True, changes: int | None = None) -> SourceRecord:
+    """A source's health as ``sources --format json`` prints it and ``/api/sources`` serves it;
+    ``changes`` is the number of changes (not withdrawn) its entries report."""
+    return {"name": r.name, "kind": r.kind, "url": public_url(r.url),
+            "status": r.status if enabled else "disabled", "last_polled": iso(r.last_polled),
+            "last_error": public_url(r.last_error), "entries_seen": r.entries_seen, "next_poll": iso(r.next_poll),
+            "failures": r.failures, "changes": changes or 0}
+
+
+def entry_record(e: Entry) -> EntryRecord:
+    """What a source yielded, as ``entries --format json`` prints it and ``/api/entries`` serves it."""
+    return {"id": e.id, "source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published),
+            "changes": e.changes_found}
+
+
+def delivery_record(d: Delivery) -> DeliveryRecord:
+    """An outbox row as ``deliveries --format json`` prints it and ``/api/changes/{id}`` lists it."""
+    return {"id": d.id, "change_id": d.change_id, "notifier": d.notifier, "kind": d.kind, "status": d.status,
+            "attempts": d.attempts, "last_error": public_url(d.last_error), "next_attempt": iso(d.next_attempt),
+            "sent_at": iso(d.sent_at)}
