@@ -21,7 +21,7 @@ run: install
 
 test: install browser
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --durations=15
 
 # The browser test drives Debian's chromium through playwright. Install it where apt-get can (as root,
 # or with password-less sudo); elsewhere say so and go on: that one test then skips and says why.
