@@ -32,7 +32,7 @@ from monitor.extract.records import RecordError, read_articles
 SAME = {"x": "twitter", "meta": "facebook"}
 SEED = 20221201
 #: Regularisation (inverse strength) of each decision; chosen once by cross-validation, not per run.
-C_SENTENCE, C_ARTICLE, C_PLATFORM, C_ACTION, C_DATE = 0.5, 0.5, 1.0, 0.5, 1.0
+C_SENTENCE, C_ARTICLE, C_PLATFORM, C_ACTION, C_DATE = 0.5, 0.5, 1.0, 0.5, 0.2
 INNER_FOLDS = 4
 #: Below this, the best date candidate is not trusted (no date rather than a wrong one); chosen by
 #: cross-validation as the point where more dates right stop paying for more dates invented.
