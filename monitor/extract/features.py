@@ -25,7 +25,7 @@ Features = dict[str, float]
 HASH_BITS = 18
 _MASK = (1 << HASH_BITS) - 1
 _CUES = ("links", "change", "announce", "refers", "unchanged", "past", "hedges", "howto", "changelog",
-         "revises", "policy", "genre", "linkish")
+         "revises", "policy", "genre", "linkish", "accounts")
 ACTIONS = ("ban", "restrict", "allow", "require")
 _ACT_CLS = tuple(f"act:{a}" for a in ACTIONS)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|[\u4e00-\u9fff]")
@@ -44,11 +44,21 @@ def _b(x: float, edges: Iterable[float]) -> str:
     return f"gt{last:g}"
 
 
+_HASHES: dict[str, int] = {}
+
+
 def hashed(prefix: str, grams: Iterable[str]) -> Features:
+    """n-gram features named by a stable hash (CRC-32; Python's own hash changes between runs).
+    Words recur from article to article, so their hashes are kept (up to a bound)."""
+    cache = _HASHES
+    if len(cache) > 500_000:
+        cache.clear()
     out: Features = {}
     for g in grams:
-        key = f"h:{prefix}:{zlib.crc32(g.encode('utf-8')) & _MASK}"
-        out[key] = 1.0
+        h = cache.get(g)
+        if h is None:
+            h = cache[g] = zlib.crc32(g.encode("utf-8")) & _MASK
+        out[f"h:{prefix}:{h}"] = 1.0
     return out
 
 
@@ -195,7 +205,7 @@ def article_features(a: Annotated, sc: SentenceScores, with_grams: bool = True) 
         tt = title.text
         if _QUESTION_TITLE.search(tt):
             f["t:question"] = 1.0
-        for c in ("howto", "genre", "hedges", "past", "changelog", "links", "change", "announce", "linkish"):
+        for c in ("howto", "genre", "hedges", "past", "changelog", "links", "change", "announce", "linkish", "accounts"):
             if title.cues.get(c):
                 f[f"t:{c}"] = 1.0
         if any(title.cues.get(c) for c in _ACT_CLS):

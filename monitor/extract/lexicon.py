@@ -18,7 +18,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
 _CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog", "revises",
-            "policy", "genre", "linkish")
+            "policy", "genre", "linkish", "accounts")
 
 
 class LexiconError(ValueError):
@@ -43,29 +43,10 @@ class Platform:
 
 
 def _alternation(words: list[str] | tuple[str, ...], lang: str) -> re.Pattern[str]:
-    """One pattern for a word list. Latin words match on word boundaries (Chinese has none); the
-    boundary tests and a look-ahead on the possible first letters are factored out of the
-    alternation, which makes English cue matching about twice as fast."""
-    words = sorted({w for w in words if w}, key=len, reverse=True)
-    if not words:
-        return re.compile(r"(?!x)x")
-    flags = re.IGNORECASE if lang == "en" else 0
-    latin = [w for w in words if re.match(r"^[A-Za-z0-9].*[A-Za-z0-9]$|^[A-Za-z0-9]$", w)]
-    parts = []
-    if latin:
-        first = {c for w in latin for c in ((w[0].lower(), w[0].upper()) if flags else (w[0],))}
-        parts.append(r"(?<![A-Za-z0-9])(?=[" + re.escape("".join(sorted(first))) + r"])(?:"
-                     + "|".join(re.escape(w) for w in latin) + r")(?![A-Za-z0-9])")
-    for w in words:
-        if w in latin:
-            continue
-        esc = re.escape(w)
-        if re.match(r"^[A-Za-z0-9]", w):
-            esc = r"(?<![A-Za-z0-9])" + esc
-        if re.search(r"[A-Za-z0-9]$", w):
-            esc = esc + r"(?![A-Za-z0-9])"
-        parts.append(esc)
-    return re.compile("|".join(parts), flags)
+    """One pattern for a word list: Latin words match on word boundaries (case-insensitively for
+    English cues), Chinese anywhere; shaped as a trie behind a first-character look-ahead."""
+    ignore_case = lang == "en"
+    return re.compile(_word_pattern(sorted({w for w in words if w}), ignore_case), re.IGNORECASE if ignore_case else 0)
 
 
 def trie_pattern(words: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -121,15 +102,27 @@ def _cue_index(by_class: dict[str, list[str]]) -> CueIndex:
                 inner.setdefault(w, set()).update(c for c in u_classes if not c.startswith("act:"))
     for w, extra in inner.items():
         classes[w] |= extra
-    latin = [w for w in classes if re.match(r"[a-z0-9]", w)]
-    other = [w for w in classes if w not in latin]
-    parts = []
-    if latin:
-        parts.append(r"(?<![A-Za-z0-9])" + trie_pattern(latin) + r"(?![A-Za-z0-9])")
-    if other:
-        parts.append(trie_pattern(other))
-    pattern = re.compile("|".join(parts) or r"(?!x)x", re.IGNORECASE)
+    pattern = re.compile(_word_pattern(list(classes), ignore_case=True), re.IGNORECASE)
     return CueIndex(pattern, {w: frozenset(c) for w, c in classes.items()})
+
+
+def _word_pattern(words: list[str], ignore_case: bool) -> str:
+    """Latin words on word boundaries, others anywhere; each part behind a look-ahead on the first
+    characters its words can start with, so most places of a text are passed over at once (five
+    times faster than the bare trie)."""
+    latin = [w for w in words if re.match(r"[A-Za-z0-9]", w)]
+    other = [w for w in words if w and w not in latin]
+    parts = []
+    for group, tail in (([w for w in latin if re.search(r"[A-Za-z0-9]$", w)], r"(?![A-Za-z0-9])"),
+                        ([w for w in latin if not re.search(r"[A-Za-z0-9]$", w)], "")):  # "B站"
+        if not group:
+            continue
+        first = {c for w in group for c in ((w[0].lower(), w[0].upper()) if ignore_case else (w[0],))}
+        parts.append(r"(?=[" + re.escape("".join(sorted(first))) + r"])(?<![A-Za-z0-9])" + trie_pattern(group)
+                     + tail)
+    if other:
+        parts.append(r"(?=[" + re.escape("".join(sorted({w[0] for w in other}))) + r"])" + trie_pattern(other))
+    return "|".join(parts) or r"(?!x)x"
 
 
 @dataclass(frozen=True)
@@ -149,6 +142,7 @@ class Cues:
     policy: re.Pattern[str]
     genre: re.Pattern[str]
     linkish: re.Pattern[str]
+    accounts: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
@@ -231,7 +225,8 @@ def parse(raw: dict[str, Any], path: Path) -> Lexicon:
             **compiled,
         )
     all_aliases = [a for p in platforms.values() for a in p.aliases]
-    return Lexicon(path, platforms, cues, alias_index, _alternation(all_aliases, "en_cased"), _cue_index(by_class))
+    return Lexicon(path, platforms, cues, alias_index, re.compile(_word_pattern(sorted(set(all_aliases)), False)),
+                   _cue_index(by_class))
 
 
 @lru_cache(maxsize=8)
