@@ -115,14 +115,17 @@ def evaluate(corpora: Sequence[Path], extractor: Extractor,
 
 def evaluate_rules(corpora: Sequence[Path], rules: RuleExtractor) -> Report:
     """The rule layer alone, as the verdict (the ablation the learned layer is measured against)."""
-    rows, predicted = [], {}
+    rows, predicted, files = [], {}, {}
     for path in corpora:
         for row, article in read_corpus(path):
             rows.append(row)
+            files[str(row["id"])] = path.name
             predicted[str(row["id"])] = [c.to_dict() for c in rules.extract(article)]
     report = score(rows, predicted)
     for lang in sorted({str(r.get("lang")) for r in rows}):
         report.by_lang[lang] = score([r for r in rows if str(r.get("lang")) == lang], predicted).figures
+    for name in sorted(set(files.values())):
+        report.by_file[name] = score([r for r in rows if files[str(r["id"])] == name], predicted).figures
     return report
 
 
