@@ -40,6 +40,9 @@ PUB = date(2022, 2, 26)  # a Saturday
     ("updates effective March 5, 2024:", None, 1, date(2024, 3, 5)),
     ("Starting Jan. 16, developers may link out.", date(2024, 1, 10), 1, date(2024, 1, 16)),
     ("谷歌宣布将于2025年8月25日永久关闭goo.gl，自2024年8月23日起链接显示警告", None, 1, date(2025, 8, 25)),
+    ("该规定即日生效，违规外链将被清理", PUB, 1, PUB),
+    ("新规次日起执行，直播间不得挂外链", PUB, 1, date(2022, 2, 27)),
+    ("专项行动将于2月28日至4月30日开展，清理违规链接", PUB, 1, date(2022, 2, 28)),   # a range starts
 ])
 def test_date_forms(sentence: str, ref: date | None, lean: int, want: date) -> None:
     assert effective_date(sentence, ref, lean) == want
@@ -55,6 +58,7 @@ def test_date_forms(sentence: str, ref: date | None, lean: int, want: date) -> N
     ("8月份起实施外链白名单", date(2020, 7, 10)),            # a month without a day is not a date
     ("X is delaying link clicks to the site. — Jane Doe (@janedoe) August 15, 2023", date(2023, 8, 16)),
     ("Subreddits are banning links to X following the salute on Monday.", date(2025, 1, 22)),
+    ("Wikipedia moves to remove Archive.today links.", PUB),                 # a site's name is no day
 ])
 def test_no_date_is_invented(sentence: str, ref: date | None) -> None:
     assert effective_date(sentence, ref) is None

@@ -27,10 +27,11 @@ _ZH_FULL = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ISO = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
 _ZH_REL_YEAR = re.compile(r"(明年|今年|去年)\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ZH_MD = re.compile(r"(?<![\d年])(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
-_ZH_TODAY = re.compile(r"即日起|即日开始|今日起|今天起|即刻起|立即生效|即时生效|从今天开始|今日开始|从现在开始")
+_ZH_TODAY = re.compile(r"即日起|即日开始|今日起|今天起|即刻起|立即生效|即时生效|即日生效|当日生效|当天生效|从今天开始|今日开始|"
+                       r"从现在开始")
 _ZH_TODAY_BARE = re.compile(r"今天|今日(?!头条)")  # 今日头条 is a product, not a day
 _ZH_YESTERDAY = re.compile(r"昨天|昨日")
-_ZH_TOMORROW = re.compile(r"明日起|明天起|明天开始")
+_ZH_TOMORROW = re.compile(r"明日起|明天起|明天开始|次日起|次日生效")
 _ZH_WEEKDAY = re.compile(r"(?<![下上本这])(?:周|星期|礼拜)([一二三四五六日天])")
 _ZH_NEXT_WEEK = re.compile(r"下周([一二三四五六日天])")
 _ZH_MONTH_END = re.compile(r"(本月底|月底前|本月末)")
@@ -44,7 +45,8 @@ _EN_ON_WEEKDAY = re.compile(r"(?<!next )(?<!coming )\b(?:(?:on|this|last)\s+)?(M
 _EN_TOMORROW = re.compile(r"(?:starting|from|beginning|as of)\s+tomorrow", re.I)
 _EN_NEXT_WD = re.compile(r"(?:next|this coming)\s+(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)", re.I)
 # Words right after (zh) or right before (en) a date that mark it as the start of the rule.
-_ZH_START_AFTER = re.compile(r"^\s*(?:\d{1,2}[:：]\d{2}\s*)?(?:起|开始|生效|零时|0时|正式|前(?!后))")
+# (the first day of a range, "3月1日至3月31日", is a start too)
+_ZH_START_AFTER = re.compile(r"^\s*(?:\d{1,2}[:：]\d{2}\s*)?(?:起|开始|生效|零时|0时|正式|前(?!后)|(?:至|到|—|-|~)\s*(?:\d{4}\s*年\s*)?\d{1,2}\s*月)")
 _ZH_START_BEFORE = re.compile(r"(?:将于|将在|将从|自|从)\s*$")
 _EN_START_BEFORE = re.compile(r"(?:from|starting|effective|as of|beginning|begins|until|takes? effect|go(?:es)? into effect)\s*(?:on\s*)?$", re.I)
 
