@@ -66,7 +66,8 @@ class Route:
 class HTTPServer:
     """A real HTTP server on 127.0.0.1 whose routes a test sets and changes while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.posts: dict[str, list[dict[str, Any]]] = {}
@@ -138,13 +139,13 @@ class HTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up early are what several tests are about
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"http://{self.host}:{self.server.server_address[1]}{path}"
 
     def close(self) -> None:
         self.server.shutdown()
