@@ -52,6 +52,8 @@ def mask_url(url: str) -> str:
     except ValueError:
         scheme = text.split("://", 1)[0] if "://" in text else ""
         return f"{scheme}://***" if scheme and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) else "***"
+    if not parts.netloc:  # not a URL with a host: nothing in it can be told apart from a secret
+        return "***" if re.search(r"[@:?=]", text) else text
     netloc = parts.hostname or ""
     if ":" in netloc:
         netloc = f"[{netloc}]"
