@@ -38,19 +38,22 @@ def get_source(session: Session, name: str, lock: bool = False) -> Source:
 
 
 def record_success(session: Session, source: Source, now: datetime, interval: timedelta,
-                   etag: str | None, last_modified: str | None, new_entries: int) -> None:
+                   etag: str | None, last_modified: str | None, new_entries: int, owner: str | None = None,
+                   warning: str | None = None) -> None:
     source.status = "ok"
     source.last_polled = source.last_success = now
     source.last_error = None
+    source.last_warning = warning
     source.failures = 0
     source.failing_since = None
     source.next_poll = now + interval
     source.etag, source.last_modified = etag, last_modified
     source.entries_seen = (source.entries_seen or 0) + new_entries
+    release_lease(source, owner)
 
 
 def record_failure(session: Session, source: Source, now: datetime, error: str, interval: timedelta,
-                   max_backoff: timedelta, retry_after: float | None = None) -> timedelta:
+                   max_backoff: timedelta, retry_after: float | None = None, owner: str | None = None) -> timedelta:
     """Back off exponentially (interval, 2x, 4x ... up to ``max_backoff``) but never give up; a server's
     Retry-After is honoured when it asks for longer."""
     source.status = "failing"
@@ -62,18 +65,53 @@ def record_failure(session: Session, source: Source, now: datetime, error: str, 
     if retry_after:
         delay = max(delay, timedelta(seconds=retry_after))
     source.next_poll = now + delay
+    release_lease(source, owner)
     return delay
 
 
-def claim_poll(session: Session, name: str, now: datetime, slack: timedelta, interval: timedelta) -> bool:
-    """Take the next poll of a source if it is due (within ``slack``), atomically: the conditional
-    UPDATE succeeds for one worker only, which moves ``next_poll`` ahead; the poll itself then sets
-    the real next time (the interval on success, the backoff on failure)."""
-    result = session.execute(
-        update(Source).where(Source.name == name,
-                             or_(Source.next_poll.is_(None), Source.next_poll <= now + slack))
-        .values(next_poll=now + interval).execution_options(synchronize_session=False))
+def release_lease(source: Source, owner: str | None) -> None:
+    """Give the source back, if this worker still holds it (a lease that expired and was taken by
+    another worker is theirs)."""
+    if owner is not None and source.lease_owner == owner:
+        source.lease_owner = source.lease_until = None
+
+
+def claim_poll(session: Session, name: str, owner: str, now: datetime, lease: timedelta,
+               due_by: datetime | None = None) -> bool:
+    """Lease the next poll of a source: one conditional UPDATE, which succeeds for one worker only,
+    and only when no other worker holds an unexpired lease on it. With ``due_by``, also only when
+    the source is due by then (the daemon's scheduled polls; `once` polls whatever is not leased).
+    The poll gives the lease back when it records its outcome (``release_lease``); a worker killed
+    meanwhile leaves a lease that simply expires."""
+    cond = [Source.name == name, or_(Source.lease_until.is_(None), Source.lease_until <= now)]
+    if due_by is not None:
+        cond.append(or_(Source.next_poll.is_(None), Source.next_poll <= due_by))
+    result = session.execute(update(Source).where(*cond).values(lease_owner=owner, lease_until=now + lease)
+                             .execution_options(synchronize_session=False))
     return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
+
+
+def renew_lease(session: Session, name: str, owner: str, until: datetime) -> bool:
+    """Extend a lease this worker holds (a long poll: many followed pages); False when it was lost."""
+    result = session.execute(update(Source).where(Source.name == name, Source.lease_owner == owner)
+                             .values(lease_until=until).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def leases(session: Session) -> list[tuple[str, str]]:
+    return [(n, o) for n, o in session.execute(select(Source.name, Source.lease_owner)
+                                                 .where(Source.lease_owner.is_not(None))) if o is not None]
+
+
+def free_leases(session: Session, names_and_owners: Iterable[tuple[str, str]]) -> int:
+    """Release the given leases (each only if still held by that owner)."""
+    n = 0
+    for name, owner in names_and_owners:
+        result = session.execute(update(Source).where(Source.name == name, Source.lease_owner == owner)
+                                 .values(lease_owner=None, lease_until=None)
+                                 .execution_options(synchronize_session=False))
+        n += bool(getattr(result, "rowcount", 0))
+    return n
 
 
 def list_sources(session: Session) -> Sequence[Source]:
@@ -388,6 +426,8 @@ def latest_change(session: Session) -> Change | None:
 
 # -- outbox ----------------------------------------------------------------------------------------
 DUE = ("pending", "failed")
+#: Statuses in which a row is not waiting for an attempt: its next_attempt means nothing.
+SETTLED = ("sent", "dead", "cancelled", "skipped", "unknown")
 
 
 def due_notifiers(session: Session, now: datetime) -> list[str]:
@@ -412,11 +452,20 @@ def claim_due(session: Session, now: datetime, notifier: str, lease: timedelta, 
     return rows
 
 
-def mark_sent(delivery: Delivery, now: datetime) -> None:
+def mark_sent(delivery: Delivery, now: datetime, note: str | None = None) -> None:
     delivery.status = "sent"
     delivery.attempts += 1
-    delivery.sent_at = now
-    delivery.last_error = None
+    delivery.sent_at = delivery.next_attempt = now
+    delivery.last_error = note
+
+
+def mark_unknown(delivery: Delivery, now: datetime, error: str) -> None:
+    """The send timed out after it may have gone out: never retried on its own (a retry could only
+    add a copy); `deliveries retry ID` sends it again if the recipient did not get it."""
+    delivery.attempts += 1
+    delivery.status = "unknown"
+    delivery.last_error = error
+    delivery.next_attempt = now
 
 
 def mark_failed(delivery: Delivery, now: datetime, error: str, max_attempts: int, base: timedelta,
@@ -425,6 +474,7 @@ def mark_failed(delivery: Delivery, now: datetime, error: str, max_attempts: int
     delivery.last_error = error
     if delivery.attempts >= max_attempts:
         delivery.status = "dead"
+        delivery.next_attempt = now
         return
     delivery.status = "failed"
     delivery.next_attempt = now + min(base * (2 ** (delivery.attempts - 1)), cap)
@@ -452,12 +502,13 @@ def list_deliveries(session: Session, status: str | None = None) -> Sequence[Del
 
 
 def retry_deliveries(session: Session, now: datetime, ids: Sequence[int] = (), all_dead: bool = False) -> int:
-    """Make dead (or failed) deliveries due again, with a fresh attempt budget."""
+    """Make dead, failed or unknown (timed out, may have been sent) deliveries due again, with a fresh
+    attempt budget."""
     stmt = select(Delivery)
     if all_dead:
         stmt = stmt.where(Delivery.status == "dead")
     else:
-        stmt = stmt.where(Delivery.id.in_(ids), Delivery.status.in_(("dead", "failed")))
+        stmt = stmt.where(Delivery.id.in_(ids), Delivery.status.in_(("dead", "failed", "unknown")))
     n = 0
     for d in session.scalars(stmt):
         d.status, d.attempts, d.next_attempt = "pending", 0, now
