@@ -72,7 +72,10 @@ class App:
 
     @cached_property
     def renderer(self) -> Renderer:
-        return Renderer(self.lexicon, self.config.relative(self.config.settings.templates.dir))
+        from monitor.output import zone
+
+        return Renderer(self.lexicon, self.config.relative(self.config.settings.templates.dir),
+                        zone(self.config.settings.display.timezone))
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Iterator, Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +43,7 @@ log = logging.getLogger("monitor.pipeline")
 #: Entries written per transaction: short enough that other writers (another source's poll, the
 #: delivery loop) never wait long for SQLite's write lock.
 BATCH = 25
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,9 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResu
             _keep_lease(app, cfg)
         fresh = followed
     lang = None if cfg.lang == "auto" else cfg.lang
+    # Oldest first, as the news happened: a postponement listed above the announcement it moves
+    # (feeds put the newest first) must find that announcement already recorded.
+    fresh = sorted(fresh, key=lambda it: (it.published is None, it.published or _EPOCH))
     extracted = [(item, _extract(app, cfg, item, lang)) for item in fresh]
     new_entries = changes = silent = 0
     batches = list(_batches(extracted)) or [[]]

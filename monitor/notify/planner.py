@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from monitor.clock import as_utc
 from monitor.config import NotifierConfig, Settings
 from monitor.extract.lexicon import Lexicon
+from monitor.sanitize import mask_url
 from monitor.store import repo
 from monitor.store.models import Change, Delivery, Source
 
@@ -144,7 +145,7 @@ class Planner:
         if since is None or source.ops_alerted or now - since < self.settings.ops.failing_after:
             return
         source.ops_alerted = True
-        payload = {"event": "failing", "source": source.name, "url": source.url, "error": source.last_error,
+        payload = {"event": "failing", "source": source.name, "url": mask_url(source.url), "error": source.last_error,
                    "since": since.isoformat(), "failures": source.failures}
         for n in self.notifiers:
             if n.ops and n.enabled:
@@ -155,7 +156,7 @@ class Planner:
         if not source.ops_alerted:
             return
         source.ops_alerted = False
-        payload = {"event": "recovered", "source": source.name, "url": source.url,
+        payload = {"event": "recovered", "source": source.name, "url": mask_url(source.url),
                    "since": since.isoformat() if since else None}
         for n in self.notifiers:
             if n.ops and n.enabled:

@@ -212,28 +212,35 @@ def _compatible(row: Change, found: PolicyChange) -> bool:
     return True
 
 
-def _moves_date(row: Change, found: PolicyChange, reported: datetime) -> bool:
+def _first_reported(session: Session, row: Change) -> datetime:
+    """When a change was first reported: its earliest mention's publication time (else when it was
+    first seen). Compared with a new report's publication time, never with the clock: a poll that
+    reads 2023 news in 2026 must judge it as 2023 did."""
+    earliest = session.scalar(select(func.min(Entry.published)).join(Mention, Mention.entry_id == Entry.id)
+                              .where(Mention.change_id == row.id))
+    first = as_utc(earliest) or as_utc(row.first_seen)
+    assert first is not None
+    return first
+
+
+def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
     """A later report of the same rule with another date moves it ("推迟至4月1日"), as long as the old
     date was still ahead (or just passed) when the report came and the two dates are close."""
     if row.action != found.action or not _targets_overlap(row, found) or row.status != "active":
         return False
     if not (row.effective_date and found.effective_date and row.effective_date != found.effective_date):
         return False
-    first = as_utc(row.first_seen)
-    assert first is not None
     return (abs(found.effective_date - row.effective_date) <= MOVE_WINDOW
             and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first)
 
 
-def _reverses(row: Change, found: PolicyChange, reported: datetime) -> bool:
+def _reverses(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
     """An opposite report (allow after a ban) about the same platform and targets, soon after."""
     if row.status != "active" or found.action not in _OPPOSITE.get(row.action, set()):
         return False
     if not row.targets or not found.targets or not set(row.targets) & set(found.targets):
         if row.targets or found.targets:
             return False
-    first = as_utc(row.first_seen)
-    assert first is not None
     return first <= reported <= first + REVERSAL_WINDOW
 
 
@@ -329,13 +336,14 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     for row in candidates:
         if row.id in existing_mention:
             continue  # re-extraction of an entry already counted: never an update of its own change
-        if _moves_date(row, found, reported):
+        first = _first_reported(session, row)
+        if _moves_date(row, found, reported, first):
             added = mention(row)
             ev = event(row, "date_moved", row.effective_date, found.effective_date)
             row.effective_date = found.effective_date
             session.flush()
             return Recorded(row, "date_moved", added, ev)
-        if _reverses(row, found, reported):
+        if _reverses(row, found, reported, first):
             added = mention(row)
             ev = event(row, "reversed", row.action, found.action)
             row.status = "reversed"
