@@ -353,3 +353,52 @@ DOUYIN_ITEM = {
     "body": "<p>抖音电商今日发布公告。</p><p>4月15日起，拼多多商品链接将无法在抖音直播间购物车中发布，"
             "已发布的链接将被下架。</p><p>平台表示，此举是为了保障消费者的售后体验。</p>",
 }
+
+
+# -- in process ------------------------------------------------------------------------------------
+def open_app(project: Project, secrets: bool = True) -> Any:
+    """The core on a project's config, in this process (for tests that watch its insides)."""
+    from monitor.app import App
+    from monitor.config import load
+
+    return App.open(load(project.config, secrets=secrets))
+
+
+class SlowSMTPServer(SMTPServer):
+    """An SMTP server that takes each message at once but answers ``delay`` seconds later: the sender
+    cannot know whether it went out."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def start(self) -> None:
+        import asyncio
+
+        from aiosmtpd.controller import Controller
+
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                outer.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+                await asyncio.sleep(outer.delay)
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+
+def drip_headers(h: BaseHTTPRequestHandler, seconds: float = 120) -> None:
+    """A server that sends its headers one byte at a time, never idle long enough for a read timeout."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nX-Padding: " + b"x" * 400 + b"\r\n\r\n"
+    pause = seconds / len(head)
+    try:
+        for i in range(len(head)):
+            h.wfile.write(head[i:i + 1])
+            h.wfile.flush()
+            time.sleep(pause)
+        h.wfile.write(b"<rss/>")
+    except (BrokenPipeError, ConnectionResetError, OSError):
+        pass
+    h.close_connection = True

@@ -3,9 +3,9 @@
 Apprise URLs carry passwords and tokens, so this module is also where they are masked: nothing
 else prints a notifier URL.
 
-A send is bounded twice. apprise's own socket timeouts are set to the delivery limit, so every
-connect and read of the channel ends by itself and a send cannot hang for ever. And the caller stops
-waiting at the limit: a send that has not answered by then may still complete (an SMTP server that
+A send is bounded twice. The caller stops waiting at the delivery limit, and apprise's own socket
+timeouts are set a few seconds past it, so every connect and read of the channel ends by itself and
+an abandoned send cannot hang for ever. When the caller stops waiting: a send that has not answered by then may still complete (an SMTP server that
 accepted the message but is slow to say so), so its outcome is *unknown*, not failed. The outbox
 never retries an unknown send on its own: a retry could only add a copy (see README, "Delivery").
 """
@@ -75,6 +75,8 @@ class SendResult:
 
 
 _TIMED_OUT = re.compile(r"timed out|timeout", re.I)
+#: How much longer than delivery.timeout each of the channel's socket operations may take.
+SOCKET_SLACK = 5.0
 
 
 def send_bounded(url: str, title: str, body: str, body_format: str, timeout: float,
@@ -110,15 +112,18 @@ def send_bounded(url: str, title: str, body: str, body_format: str, timeout: flo
 
 def send(url: str, title: str, body: str, body_format: str = "text", timeout: float | None = None) -> SendResult:
     """Send one message to one apprise URL; the error, if any, is apprise's own words, masked.
-    ``timeout`` bounds each socket operation of the channel (apprise's cto/rto)."""
+    ``timeout`` (plus SOCKET_SLACK) bounds each socket operation of the channel (apprise's cto/rto)."""
     a = apprise.Apprise()
     if not a.add(url):
         return SendResult(False, "notifier URL is not understood by apprise")
     if timeout:
+        # Each socket operation ends a little after the caller stops waiting: a send slowed by the
+        # channel is always abandoned (unknown) before a socket timeout could report it as a plain
+        # failure, which would be retried and could add a copy; and the thread still ends soon after.
         plugin = a[0]
         for attr in ("socket_connect_timeout", "socket_read_timeout"):
             if isinstance(getattr(plugin, attr, None), (int, float)):
-                setattr(plugin, attr, min(float(getattr(plugin, attr)), timeout))
+                setattr(plugin, attr, timeout + SOCKET_SLACK)
     fmt = {"text": apprise.NotifyFormat.TEXT, "markdown": apprise.NotifyFormat.MARKDOWN,
            "html": apprise.NotifyFormat.HTML}[body_format]
     try:
