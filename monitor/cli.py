@@ -199,9 +199,7 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         app.close()
         sys.exit(130)
     if not no_deliver:
-        report = app.dispatcher.deliver_due()
-        for err in report.errors:
-            click.echo(f"warning: delivery to {for_display(err)}", err=True)
+        app.dispatcher.deliver_due()  # each failed delivery is logged once, with the channel's own words
     app.close()
     sys.exit(1 if failed else 0)
 

@@ -307,7 +307,7 @@ class Project:
     def run(self, *args: str, now: str | None = None, timeout: float = 120, check: int | None = None
             ) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "monitor", *args]
-        if args and args[0] not in ("extract",) and "--config" not in args:
+        if args and args[0] not in ("extract", "eval") and "--config" not in args:
             cmd += ["--config", str(self.config)]
         proc = subprocess.run(cmd, cwd=self.dir, env=self.environ(now), capture_output=True, text=True,
                               timeout=timeout)

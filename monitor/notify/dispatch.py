@@ -196,8 +196,9 @@ class Dispatcher:
             report.failed += 1
             report.errors.append(f"notifier {d.notifier}: {result.error}; not retried on its own "
                                  f"(policy-monitor deliveries retry {d.id} sends it again)")
-            log.warning("delivery #%s (%s) to notifier=%s may or may not have gone out, now unknown: %s", d.id,
-                        d.kind, d.notifier, result.error)
+            log.warning("delivery #%s (%s) to notifier=%s is unknown: %s; not retried on its own "
+                        "(policy-monitor deliveries retry %s sends it again)", d.id, d.kind, d.notifier, result.error,
+                        d.id)
         else:
             repo.mark_failed(d, now, result.error or "failed", 1 if final else policy.max_attempts,
                              policy.retry_after, policy.max_retry_after)

@@ -64,6 +64,10 @@ def declared(content: bytes, content_type: str | None) -> list[str]:
 
 #: Codecs in which any byte sequence decodes: a clean decode proves nothing, the text must read well.
 _ANY_BYTES = {"cp1252", "latin_1", "iso8859_2", "iso8859_15", "cp1250", "ascii"}
+#: Multi-byte East Asian codecs: GB18030 bytes often decode "cleanly" as Big5 (and the reverse) into
+#: text of the wrong characters, so a clean decode is checked against detection's candidates too.
+_MULTIBYTE = {"big5hkscs", "big5", "gb18030", "gbk", "gb2312", "euc_kr", "euc_jp", "shift_jis", "cp932", "cp949",
+              "cp950", "euc_jis_2004", "shift_jis_2004", "iso2022_jp", "iso2022_kr"}
 #: Above this, charset-normalizer calls a text chaotic (its own default threshold is 0.2). The
 #: labeled corpus and the real feeds in ../shared measure 0.13 at most; GB18030 read as latin-1 3.3.
 GARBLED = 0.2
@@ -82,6 +86,16 @@ def _detect(content: bytes) -> str | None:
     return _codec(best.encoding) if best is not None and best.encoding else None
 
 
+def _fits(content: bytes, codec: str, text: str) -> bool:
+    """Whether a clean decode in the declared ``codec`` is also the right one."""
+    if codec in _ANY_BYTES:
+        return not looks_garbled(text)
+    if codec in _MULTIBYTE:
+        candidates = {_codec(m.encoding) for m in from_bytes(content[:200_000])}
+        return not candidates or codec in candidates
+    return True
+
+
 @dataclass(frozen=True)
 class Decoded:
     text: str
@@ -95,8 +109,8 @@ def decode_page(content: bytes, content_type: str | None = None) -> Decoded:
     for name in names:
         codec = _codec(name)
         if codec and (text := _clean(content, codec)) is not None:
-            if codec in _ANY_BYTES and looks_garbled(text):
-                break  # a Latin label on bytes that are not Latin: detect instead
+            if not _fits(content, codec, text):
+                break  # a label the bytes do not fit (GB18030 sent as latin-1 or Big5): detect instead
             return Decoded(text.lstrip("\ufeff"), codec)
     else:
         if (text := _clean(content, "utf-8")) is not None:
@@ -129,9 +143,8 @@ def recode_feed(content: bytes, headers: dict[str, str]) -> tuple[bytes, dict[st
     prolog = _XML.match(content[:1024])
     name = header.group(1) if header else prolog.group(1).decode("ascii", "ignore") if prolog else None
     codec = _codec(name) if name else "utf-8"
-    if codec is not None and (text := _clean(content, codec)) is not None:
-        if codec not in _ANY_BYTES or not looks_garbled(text):
-            return content, headers, None
+    if codec is not None and (text := _clean(content, codec)) is not None and _fits(content, codec, text):
+        return content, headers, None
     detected = _detect(content)
     if not detected or detected == codec or (text := _clean(content, detected)) is None or looks_garbled(text):
         return content, headers, None
