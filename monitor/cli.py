@@ -60,24 +60,28 @@ def _config(path: str | None, secrets: bool = True) -> Config:
 
 
 def _app(path: str | None, migrate: bool = True, secrets: bool = True,  # type: ignore[no-untyped-def]
-         create: bool = True):
+         create: bool = True, lexicon: bool = True):
     """The core for a command. ``secrets``: the command sends, so notifier URLs are read from the
     environment and checked (a query or an offline command needs none of them). ``create``: the
     command writes, so a new SQLite database may be created (a query on a database that does not
-    exist is an error, not an empty listing)."""
+    exist is an error, not an empty listing). ``lexicon``: the command extracts or renders, so the
+    lexicon is loaded (and a broken one reported) before anything runs."""
     from monitor.app import App
-    from monitor.extract.lexicon import LexiconError
     from monitor.store.db import DatabaseError
 
     cfg = _config(path, secrets=secrets)
     try:
         app = App.open(cfg, migrate=migrate, create=create)
-        _ = app.lexicon
-        return app
-    except LexiconError as exc:
-        fail(str(exc), 2)
     except DatabaseError as exc:
         fail(str(exc), 2 if exc.usage else 1)
+    if lexicon:
+        from monitor.extract.lexicon import LexiconError
+
+        try:
+            _ = app.lexicon
+        except LexiconError as exc:
+            fail(str(exc), 2)
+    return app
 
 
 def guard(f: F) -> F:
@@ -253,7 +257,7 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
     from monitor.output import render, zone
     from monitor.store.repo import ChangeFilter, list_changes
 
-    app = _app(config_path, secrets=False, create=False)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions() as s:
         rows = [change_record(c) for c in list_changes(s, ChangeFilter(
             platform, target, action, since, until, effective_from, effective_to, status))]
@@ -284,7 +288,7 @@ def sources(config_path: str | None, fmt: str) -> None:
     from monitor.sanitize import mask_url
     from monitor.store.repo import list_sources
 
-    app = _app(config_path, secrets=False, create=False)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     configured = {s.name: s for s in app.config.settings.sources}
     with app.sessions() as s:
         rows = [{"name": r.name, "kind": r.kind, "url": mask_url(r.url),
@@ -308,7 +312,7 @@ def entries(config_path: str | None, source_name: str | None, limit: int, fmt: s
     from monitor.output import render, zone
     from monitor.store.repo import list_entries
 
-    app = _app(config_path, secrets=False, create=False)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     if source_name:
         try:
             app.config.source(source_name)
@@ -336,7 +340,7 @@ def deliveries(ctx: click.Context, config_path: str | None, status: str | None, 
     from monitor.output import render, zone
     from monitor.store.repo import DUE, list_deliveries
 
-    app = _app(config_path, secrets=False, create=False)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions() as s:
         rows = [{"id": d.id, "change_id": d.change_id, "notifier": d.notifier, "kind": d.kind, "status": d.status,
                  "attempts": d.attempts, "last_error": d.last_error,
@@ -358,7 +362,7 @@ def deliveries_retry(config_path: str | None, ids: tuple[int, ...], all_dead: bo
         fail("give delivery IDs or --all-dead", 2)
     from monitor.store.repo import retry_deliveries
 
-    app = _app(config_path, secrets=False, create=False)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions.begin() as s:
         n = retry_deliveries(s, clock.utcnow(), ids, all_dead)
     click.echo(f"{n} deliver{'y' if n == 1 else 'ies'} queued again")
@@ -488,7 +492,7 @@ def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int]
     from monitor.output import render, zone
     from monitor.store.repo import get_source, versions
 
-    app = _app(config_path, secrets=False, create=False)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     try:
         cfg = app.config.source(source_name)
     except KeyError as exc:

@@ -24,6 +24,12 @@ def test_migrated_schema_equals_the_models(database_url: str) -> None:
         engine.dispose()
 
 
+def test_the_fast_path_knows_the_head_revision() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(db.alembic_config(db.make_engine("sqlite://"))).get_current_head() == db.HEAD
+
+
 def test_upgrade_from_0004_keeps_the_rows(database_url: str) -> None:
     from alembic import command
     from sqlalchemy import text

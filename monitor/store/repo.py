@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.clock import as_utc
-from monitor.config import SourceConfig
-from monitor.extract.model import PolicyChange
-from monitor.sources.feeds import FeedItem, canonical_url
 from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Mention, PageVersion, Source
+
+if TYPE_CHECKING:  # the queries the CLI runs need neither the extractor nor the feed parser loaded
+    from monitor.config import SourceConfig
+    from monitor.extract.model import PolicyChange
+    from monitor.sources.feeds import FeedItem
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -141,6 +143,8 @@ def new_items(session: Session, source: Source, items: Sequence[FeedItem]) -> li
     its GUIDs) by canonical URL, nor by identical content. Also drops repeats within ``items``."""
     if not items:
         return []
+    from monitor.sources.feeds import canonical_url
+
     guids = {it.guid for it in items}
     canons = {c for it in items if (c := canonical_url(it.url))}
     hashes = {it.content_hash for it in items}
@@ -170,6 +174,8 @@ def new_items(session: Session, source: Source, items: Sequence[FeedItem]) -> li
 def add_entries(session: Session, source: Source, items: Sequence[FeedItem], lang: str | None,
                 now: datetime) -> list[Entry]:
     """Store items already known to be new (see ``new_items``), in one flush."""
+    from monitor.sources.feeds import canonical_url
+
     entries = []
     for item in items:
         canon = canonical_url(item.url)
