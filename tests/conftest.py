@@ -245,6 +245,11 @@ def _postgres_reason() -> str | None:
         return f"PostgreSQL at 127.0.0.1:5432 does not answer ({exc.__class__.__name__})"
 
 
+#: For tests of what only PostgreSQL does (or of what the SQLite case of another test covers already).
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                                        indirect=True)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh empty database: a SQLite file, or a PostgreSQL database created and dropped here."""

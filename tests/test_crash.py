@@ -80,7 +80,7 @@ def crash_run(project: Project, http: HTTPServer, smtp: SMTPServer, kills: int, 
                 expected.append((platform, target))
             proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(project.config)],
                                     cwd=project.dir, env=project.environ(), stdout=subprocess.DEVNULL, stderr=err)
-            time.sleep(rng.uniform(0.3, 4.0))       # start-up takes about 1.5 s: kills land everywhere
+            time.sleep(rng.uniform(0.3, 3.5))       # start-up takes about 1.5 s: kills land everywhere
             proc.kill()
             proc.wait()
         final = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(project.config)],
@@ -95,7 +95,7 @@ def crash_run(project: Project, http: HTTPServer, smtp: SMTPServer, kills: int, 
                 wait_for(settled, timeout=90, every=1.0)
             except AssertionError:
                 pass  # counted below
-            time.sleep(2)
+            time.sleep(1)
             final.terminate()
             final.wait(timeout=60)
         finally:
@@ -136,7 +136,7 @@ def _mailed(smtp: SMTPServer) -> dict[int, int]:
 
 
 def test_crash_run_loses_nothing(project: Project, http: HTTPServer, smtp: SMTPServer) -> None:
-    kills = int(os.environ.get("CRASH_KILLS", "8"))
+    kills = int(os.environ.get("CRASH_KILLS", "6"))
     figures = crash_run(project, http, smtp, kills, seed=int(os.environ.get("CRASH_SEED", "13")))
     print(f"\ncrash run ({project.database_url.split(':')[0]}): " + json.dumps(figures))
     assert figures["lost_changes"] == 0 and figures["extra_changes"] == 0
