@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Parse cost of hostile feeds, raw (feedparser alone) and through policy-monitor's bounded parse.
 
-    .venv/bin/python bench/hostile.py [--attributes 20000] [--items 20000]
+    .venv/bin/python bench/hostile.py [--attributes 20000] [--items 20000] [--within 5000]
 
 Builds an RSS document with one item carrying --attributes attributes, and one with --items items,
 then parses each in a fresh process: with feedparser alone, and with monitor.sources.feeds
@@ -30,7 +30,9 @@ from monitor.sources.feeds import ParseError, parse_feed_checked
 from monitor.sources.limits import newest
 started = time.perf_counter()
 if mode == "raw":
-    n = len(feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False).entries)
+    n = len(feedparser.parse(data, response_headers={"content-type": "application/rss+xml",
+                                                     "content-location": "http://x/"},
+                             sanitize_html=False, resolve_relative_uris=False).entries)
     outcome = f"{n} items"
 else:
     try:
@@ -44,24 +46,29 @@ print(json.dumps({"seconds": round(time.perf_counter() - started, 2),
 """
 
 
-def documents(attributes: int, items: int) -> dict[str, bytes]:
+def documents(attributes: int, items: int, within: int) -> dict[str, bytes]:
     attrs = " ".join(f'a{i}="x"' for i in range(attributes))
-    many = "".join(f"<item><title>Item {i}</title><link>http://example.org/{i}</link><guid>g{i}</guid>"
-                   f"<description>{'正文内容。' * 40}</description></item>" for i in range(items))
+
+    def many(n: int) -> str:
+        return "".join(f"<item><title>Item {i}</title><link>http://example.org/{i}</link><guid>g{i}</guid>"
+                       f"<description>{'正文内容。' * 40}</description></item>" for i in range(n))
+
     head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
     return {f"{attributes} attributes on one item": f"{head}<item {attrs}><title>t</title></item></channel></rss>".encode(),
-            f"{items} items": f"{head}{many}</channel></rss>".encode()}
+            f"{items} items": f"{head}{many(items)}</channel></rss>".encode(),
+            f"{within} items (within the bounds)": f"{head}{many(within)}</channel></rss>".encode()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--attributes", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--within", type=int, default=5_000, help="a feed under the item bound, parsed and capped")
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name, data in documents(args.attributes, args.items).items():
+        for name, data in documents(args.attributes, args.items, args.within).items():
             path = Path(tmp) / "doc.xml"
             path.write_bytes(data)
             for mode in ("raw", "bounded"):

@@ -136,7 +136,7 @@ def _mailed(smtp: SMTPServer) -> dict[int, int]:
 
 
 def test_crash_run_loses_nothing(project: Project, http: HTTPServer, smtp: SMTPServer) -> None:
-    kills = int(os.environ.get("CRASH_KILLS", "6"))
+    kills = int(os.environ.get("CRASH_KILLS", "5"))
     figures = crash_run(project, http, smtp, kills, seed=int(os.environ.get("CRASH_SEED", "13")))
     print(f"\ncrash run ({project.database_url.split(':')[0]}): " + json.dumps(figures))
     assert figures["lost_changes"] == 0 and figures["extra_changes"] == 0
