@@ -353,3 +353,17 @@ def test_relative_sqlite_paths_are_read_against_the_config_folder(tmp_path: Path
     assert cfg.database_url == f"sqlite:///{tmp_path / 'conf' / 'data' / 'm.db'}?timeout=5"
     monkeypatch.setenv("MONITOR_DATABASE_URL", "sqlite:///here.db")
     assert load(path, secrets=False).database_url == "sqlite:///here.db"   # the environment is the shell's
+
+
+def test_html_mail_has_a_plain_part_without_stray_leading_spaces(smtp: Any) -> None:
+    from monitor.extract.lexicon import load
+    from monitor.notify import channels
+    from monitor.notify.render import Renderer
+
+    message = Renderer(load(None)).render("alert", "en", "html", datetime(2023, 4, 10, tzinfo=timezone.utc),
+                                          change=_change("A title"))
+    assert channels.send(smtp.url, message.title, message.body, "html").ok
+    plain = smtp.messages[0].get_body(preferencelist=("plain",)).get_content()
+    lines = [line for line in plain.splitlines() if line.strip()]
+    assert lines[0].startswith("Platform:") and lines[-1] == "Change #7"
+    assert [line for line in lines if line.startswith(" ") and not line.lstrip().startswith(">")] == []
