@@ -4,21 +4,26 @@ once per process from a validated config."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.config import Config
+from monitor.config import Config, SourceConfig
 from monitor.events import Bus, ChangeCorroborated, ChangeDetected, ChangeUpdated, SourceFailed, SourcePolled
-from monitor.extract import Extractor
-from monitor.extract.lexicon import Lexicon, load as load_lexicon
-from monitor.notify.dispatch import Dispatcher
-from monitor.notify.planner import Planner
-from monitor.notify.render import Renderer
-from monitor.sources.fetch import Fetcher, FetchLimits
 from monitor.store import db, repo
+from monitor.worker import dead_here, worker_id
+
+if TYPE_CHECKING:  # loaded on first use: a query command needs none of them (apprise alone takes 0.4 s)
+    from monitor.extract import Extractor
+    from monitor.extract.lexicon import Lexicon
+    from monitor.notify.dispatch import Dispatcher
+    from monitor.notify.planner import Planner
+    from monitor.notify.render import Renderer
+    from monitor.sources.fetch import Fetcher, FetchLimits
 
 log = logging.getLogger("monitor")
 
@@ -29,10 +34,14 @@ class App:
     engine: Engine
     sessions: sessionmaker[Session]
     bus: Bus
+    owner: str = field(default_factory=worker_id)        # this process, as a lease holder
+    lease_renewed: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, config: Config, migrate: bool = True) -> "App":
-        engine = db.make_engine(config.database_url)
+    def open(cls, config: Config, migrate: bool = True, create: bool = True) -> "App":
+        """The core on the configured database. ``create=False`` (commands that only read) refuses
+        to create a SQLite database that does not exist yet, instead of showing an empty one."""
+        engine = db.make_engine(config.database_url, create=create)
         if migrate:
             db.upgrade(engine)
         app = cls(config, engine, db.session_factory(engine), Bus())
@@ -41,28 +50,57 @@ class App:
         app._log_events()
         return app
 
+    def lease_for(self, cfg: SourceConfig) -> timedelta:
+        """How long a poll of ``cfg`` is leased: well past its fetch deadline (a poll renews it while
+        it follows pages or writes batches), so only a dead worker's lease ever runs out."""
+        timeout = cfg.timeout or self.config.settings.fetch.timeout
+        return max(timedelta(minutes=2), 3 * timeout + timedelta(seconds=30))
+
+    def release_dead_leases(self) -> int:
+        """Free the leases left by killed processes on this machine (see monitor.worker)."""
+        with self.sessions.begin() as s:
+            dead = [(name, owner) for name, owner in repo.leases(s) if dead_here(owner)]
+            freed = repo.free_leases(s, dead)
+        if freed:
+            log.info("released %d poll lease%s left by a process that no longer runs", freed, "s" * (freed != 1))
+        return freed
+
     @cached_property
     def lexicon(self) -> Lexicon:
+        from monitor.extract.lexicon import load as load_lexicon
+
         return load_lexicon(self.config.relative(self.config.settings.extract.lexicon))
 
     @cached_property
     def extractor(self) -> Extractor:
+        from monitor.extract import Extractor
+
         return Extractor(self.lexicon, model_path=self.config.relative(self.config.settings.extract.model))
 
     @cached_property
     def renderer(self) -> Renderer:
-        return Renderer(self.lexicon, self.config.relative(self.config.settings.templates.dir))
+        from monitor.notify.render import Renderer
+        from monitor.output import zone
+
+        return Renderer(self.lexicon, self.config.relative(self.config.settings.templates.dir),
+                        zone(self.config.settings.display.timezone))
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
+        from monitor.notify.dispatch import Dispatcher
+
         return Dispatcher(self.sessions, self.config, self.renderer, self.bus)
 
     @cached_property
     def planner(self) -> Planner:
+        from monitor.notify.planner import Planner
+
         return Planner(self.config.settings, self.lexicon)
 
     @property
     def fetch_limits(self) -> FetchLimits:
+        from monitor.sources.fetch import FetchLimits
+
         f = self.config.settings.fetch
         return FetchLimits(timeout=f.timeout.total_seconds(), connect_timeout=f.connect_timeout.total_seconds(),
                            max_bytes=f.max_bytes, max_redirects=f.max_redirects, user_agent=f.user_agent,
@@ -72,6 +110,8 @@ class App:
 
     @cached_property
     def fetcher(self) -> Fetcher:
+        from monitor.sources.fetch import Fetcher
+
         return Fetcher(self.fetch_limits)
 
     def _log_events(self) -> None:

@@ -1,7 +1,11 @@
 """The command line: every command of spec/interface.md, thin over the shared core in monitor.app.
 
 Exit status: 0 success, 1 a failure of the work (a source, a delivery, a bad input file), 2 a
-configuration or usage error (reported before anything runs).
+configuration or usage error (reported before anything runs: a bad config, database URL or option, a
+missing input file), 130 when interrupted twice.
+
+Commands that send nothing read no notifier secrets, and commands that only read never create a
+database (see ``_app``).
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ def _setup_logging(verbose: bool, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apscheduler", "httpx", "httpcore", "apprise", "alembic"):
+    for noisy in ("apscheduler", "httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    # apprise's own failure lines are reported once, by us, in each delivery's error (and `deliveries`):
+    # they are still captured per send (its logger keeps its level), just not printed a second time.
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.setLevel(logging.WARNING if not verbose else logging.INFO)
+    apprise_log.propagate = verbose
 
 
 def fail(message: str, status: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
+    from monitor.sanitize import for_display
+
+    click.echo(f"error: {for_display(message, newlines=True)}", err=True)
     sys.exit(status)
 
 
@@ -41,30 +52,42 @@ def config_option(f: F) -> F:
                         help="Config file (default: $MONITOR_CONFIG, else config/monitor.toml).")(f)
 
 
-def _config(path: str | None) -> Config:
+def _config(path: str | None, secrets: bool = True) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, secrets=secrets)
     except ConfigError as exc:
         fail(str(exc), 2)
         raise  # unreachable
 
 
-def _app(path: str | None, migrate: bool = True, extracting: bool = False):  # type: ignore[no-untyped-def]
+def _app(path: str | None, migrate: bool = True, secrets: bool = True,  # type: ignore[no-untyped-def]
+         create: bool = True, lexicon: bool = True, extracting: bool = False):
+    """The core for a command. ``secrets``: the command sends, so notifier URLs are read from the
+    environment and checked (a query or an offline command needs none of them). ``create``: the
+    command writes, so a new SQLite database may be created (a query on a database that does not
+    exist is an error, not an empty listing). ``lexicon``: the command extracts or renders, so the
+    lexicon is loaded (and a broken one reported) before anything runs. ``extracting``: a model
+    file the config names must exist."""
     from monitor.app import App
-    from monitor.extract.lexicon import LexiconError
     from monitor.store.db import DatabaseError
 
-    cfg = _config(path)
+    cfg = _config(path, secrets=secrets)
     model = cfg.relative(cfg.settings.extract.model)
     if extracting and model and not Path(model).is_file():
         fail(f"{cfg.path}: extract.model: no model file at {model} "
              "(build one with `policy-monitor train CORPUS... --out PATH`)", 2)
     try:
-        app = App.open(cfg, migrate=migrate)
-        _ = app.lexicon
-        return app
-    except (DatabaseError, LexiconError) as exc:
-        fail(str(exc), 2 if isinstance(exc, LexiconError) else 1)
+        app = App.open(cfg, migrate=migrate, create=create)
+    except DatabaseError as exc:
+        fail(str(exc), 2 if exc.usage else 1)
+    if lexicon:
+        from monitor.extract.lexicon import LexiconError
+
+        try:
+            _ = app.lexicon
+        except LexiconError as exc:
+            fail(str(exc), 2)
+    return app
 
 
 def guard(f: F) -> F:
@@ -74,12 +97,14 @@ def guard(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from sqlalchemy.exc import OperationalError
 
+        from monitor.sanitize import mask_urls_in
+
         try:
             return f(*args, **kwargs)
         except clock.ClockError as exc:
             fail(str(exc), 2)
         except OperationalError as exc:
-            fail(f"database: {exc.orig if exc.orig else exc}")
+            fail(f"database: {mask_urls_in(str(exc.orig if exc.orig else exc))}")
 
     return wrapper  # type: ignore[return-value]
 
@@ -120,30 +145,77 @@ def run(config_path: str | None, verbose: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @guard
 def once(config_path: str | None, source_name: str | None, no_deliver: bool, verbose: bool, quiet: bool) -> None:
-    """Poll every source once (or --source NAME), deliver what is due, exit (1 if a source failed)."""
-    _setup_logging(verbose, quiet)
-    from monitor.pipeline import poll
+    """Poll every source once (or --source NAME), deliver what is due, exit (1 if a source failed).
 
-    app = _app(config_path, extracting=True)
+    Ctrl-C stops starting sources and lets those in flight finish for daemon.shutdown_grace (their
+    fetches are then cut off); a second Ctrl-C exits at once."""
+    _setup_logging(verbose, quiet)
+    import os
+    import signal
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor.pipeline import PollOutcome, poll
+    from monitor.sanitize import for_display
+    from monitor.store import repo
+
+    app = _app(config_path, secrets=not no_deliver, extracting=True)
     sources = [s for s in app.config.settings.sources if s.enabled]
     if source_name:
         try:
             sources = [app.config.source(source_name)]
         except KeyError as exc:
             fail(str(exc.args[0]), 2)
-    failed = 0
-    from concurrent.futures import ThreadPoolExecutor
+    app.release_dead_leases()
+    stop = threading.Event()
+    grace = app.config.settings.daemon.shutdown_grace.total_seconds()
+
+    def interrupted(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            click.echo("interrupted again: exiting now (unfinished polls are redone next time)", err=True)
+            os._exit(130)
+        stop.set()
+        click.echo(f"interrupted: starting no more sources; the ones in flight get {grace:g}s to finish "
+                   "(Ctrl-C again to exit now)", err=True)
+        timer = threading.Timer(grace, app.fetcher.abort)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+
+    def one(cfg: Any) -> PollOutcome:
+        if stop.is_set():
+            return PollOutcome(cfg.name, False, skipped="interrupted")
+        with app.sessions.begin() as s:
+            claimed = repo.claim_poll(s, cfg.name, app.owner, clock.utcnow(), app.lease_for(cfg))
+        if not claimed:
+            return PollOutcome(cfg.name, False, skipped="another process is polling it now")
+        return poll(app, cfg)
+
+    def guarded(cfg: Any) -> PollOutcome:
+        try:
+            return one(cfg)
+        except Exception as exc:  # the database, say: still this source's outcome, the others go on
+            return PollOutcome(cfg.name, False, f"{type(exc).__name__}: {exc}")
 
     with ThreadPoolExecutor(max_workers=app.config.settings.fetch.workers, thread_name_prefix="poll") as pool:
-        outcomes = list(pool.map(lambda cfg: poll(app, cfg), sources))
+        outcomes = list(pool.map(guarded, sources))
+    failed = 0
     for outcome in outcomes:
-        if not outcome.ok:
+        if outcome.skipped:
+            if outcome.skipped != "interrupted":
+                click.echo(f"note: source {outcome.source} skipped: {outcome.skipped}", err=True)
+        elif not outcome.ok:
             failed += 1
-            click.echo(f"error: source {outcome.source}: {outcome.error}", err=True)
+            click.echo(f"error: source {outcome.source}: {for_display(str(outcome.error))}", err=True)
+        elif outcome.warning:
+            click.echo(f"warning: source {outcome.source}: {for_display(outcome.warning)}", err=True)
+    if stop.is_set():
+        app.close()
+        sys.exit(130)
     if not no_deliver:
-        report = app.dispatcher.deliver_due()
-        for err in report.errors:
-            click.echo(f"warning: delivery to {err}", err=True)
+        app.dispatcher.deliver_due()  # each failed delivery is logged once, with the channel's own words
     app.close()
     sys.exit(1 if failed else 0)
 
@@ -164,7 +236,7 @@ def serve(config_path: str | None, listen: str | None, verbose: bool) -> None:
     from monitor.web.app import create_app
     from monitor.web.server import HTTPServer, ListenError, bind
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False)
     address = listen or app.config.settings.http.listen or DEFAULT_LISTEN
     try:
         parse_listen(address)
@@ -218,11 +290,11 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
     """The change log, newest first. Withdrawn changes (no longer found by the extractor after
     `reextract`) are left out unless asked for with --status withdrawn."""
     _setup_logging(False, quiet=True)
-    from monitor.output import render
+    from monitor.output import render, zone
     from monitor.records import change_record
     from monitor.store.repo import ChangeFilter, list_changes
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions() as s:
         rows: list[dict[str, Any]] = [dict(change_record(c)) for c in list_changes(s, ChangeFilter(
             platform, target, action, since, until, effective_from, effective_to, status))]
@@ -239,7 +311,7 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
     if fmt == "json":
         for r in rows:
             r.pop("mentions")
-    click.echo(render(rows, fmt, cols))
+    click.echo(render(rows, fmt, cols, zone(app.config.settings.display.timezone)))
 
 
 @main.command()
@@ -247,19 +319,20 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
 @guard
 def sources(config_path: str | None, fmt: str) -> None:
-    """Each configured source with its last poll, status and last error."""
+    """Each configured source with its last poll, status, last error and warning."""
     _setup_logging(False, quiet=True)
-    from monitor.output import render
+    from monitor.output import render, zone
     from monitor.records import source_record
     from monitor.store.repo import list_sources, source_change_counts
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     configured = {s.name: s for s in app.config.settings.sources}
     with app.sessions() as s:
         counts = source_change_counts(s)
         rows = [source_record(r, configured[r.name].enabled, counts.get(r.id))
                 for r in list_sources(s) if r.name in configured]
-    click.echo(render(rows, fmt, ["name", "status", "last_polled", "entries_seen", "next_poll", "last_error"]))
+    click.echo(render(rows, fmt, ["name", "status", "last_polled", "entries_seen", "next_poll", "last_error",
+                                  "warning"], zone(app.config.settings.display.timezone)))
 
 
 @main.command()
@@ -271,19 +344,26 @@ def sources(config_path: str | None, fmt: str) -> None:
 def entries(config_path: str | None, source_name: str | None, limit: int, fmt: str) -> None:
     """What the sources yielded, newest first, with the number of changes found in each."""
     _setup_logging(False, quiet=True)
-    from monitor.output import render
+    from monitor.output import render, zone
     from monitor.records import entry_record
     from monitor.store.repo import list_entries
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
+    if source_name:
+        try:
+            app.config.source(source_name)
+        except KeyError as exc:
+            fail(str(exc.args[0]), 2)
     with app.sessions() as s:
         rows = [entry_record(e) for e in list_entries(s, source_name, limit)]
-    click.echo(render(rows, fmt, ["source", "published", "changes", "title", "url"]))
+    click.echo(render(rows, fmt, ["source", "published", "changes", "title", "url"],
+                      zone(app.config.settings.display.timezone)))
 
 
 @main.group(invoke_without_command=True)
 @config_option
-@click.option("--status", type=click.Choice(["pending", "sent", "failed", "dead", "cancelled", "skipped"]))
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "dead", "unknown", "cancelled",
+                                            "skipped"]))
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
 @click.pass_context
 @guard
@@ -292,15 +372,15 @@ def deliveries(ctx: click.Context, config_path: str | None, status: str | None, 
     if ctx.invoked_subcommand is not None:
         return
     _setup_logging(False, quiet=True)
-    from monitor.output import render
+    from monitor.output import render, zone
     from monitor.records import delivery_record
     from monitor.store.repo import list_deliveries
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions() as s:
         rows = [delivery_record(d) for d in list_deliveries(s, status)]
     click.echo(render(rows, fmt, ["id", "change_id", "notifier", "kind", "status", "attempts", "next_attempt",
-                                  "last_error"]))
+                                  "last_error"], zone(app.config.settings.display.timezone)))
 
 
 @deliveries.command("retry")
@@ -309,13 +389,13 @@ def deliveries(ctx: click.Context, config_path: str | None, status: str | None, 
 @click.option("--all-dead", is_flag=True, help="Retry every dead delivery.")
 @guard
 def deliveries_retry(config_path: str | None, ids: tuple[int, ...], all_dead: bool) -> None:
-    """Make dead or failed deliveries due again (sent by the daemon or the next `once`)."""
+    """Make dead, failed or unknown deliveries due again (sent by the daemon or the next `once`)."""
     _setup_logging(False, quiet=True)
     if not ids and not all_dead:
         fail("give delivery IDs or --all-dead", 2)
     from monitor.store.repo import retry_deliveries
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions.begin() as s:
         n = retry_deliveries(s, clock.utcnow(), ids, all_dead)
     click.echo(f"{n} deliver{'y' if n == 1 else 'ies'} queued again")
@@ -330,7 +410,7 @@ def _extractor(lexicon_path: str | None, model_path: str | None, config_path: st
     from monitor.extract.lexicon import LexiconError, load as load_lexicon
 
     if (lexicon_path is None or model_path is None) and (config_path or _default_config_exists()):
-        cfg = _config(config_path)
+        cfg = _config(config_path, secrets=False)
         lexicon_path = lexicon_path or cfg.relative(cfg.settings.extract.lexicon)
         model_path = model_path or cfg.relative(cfg.settings.extract.model)
     try:
@@ -501,7 +581,7 @@ def train(corpora: tuple[str, ...], out_path: str, with_feedback: bool, lexicon_
         _setup_logging(False, quiet=True)
         from monitor.labels import export
 
-        app = _app(config_path)
+        app = _app(config_path, secrets=False)
         with app.sessions() as s:
             rows = list(export(s))
         app.close()
@@ -514,7 +594,7 @@ def train(corpora: tuple[str, ...], out_path: str, with_feedback: bool, lexicon_
     if not paths:
         fail("give at least one corpus file (or --with-feedback with corrections in the database)", 2)
     if lexicon_path is None and (config_path or _default_config_exists()):
-        cfg = _config(config_path)
+        cfg = _config(config_path, secrets=False)
         lexicon_path = cfg.relative(cfg.settings.extract.lexicon)
     try:
         extractor = Extractor(load_lexicon(lexicon_path), models=None)
@@ -549,7 +629,7 @@ def reextract(config_path: str | None, since: date | None) -> None:
     _setup_logging(False, quiet=True)
     from monitor.reextract import reextract as run_reextract
 
-    app = _app(config_path, extracting=True)
+    app = _app(config_path, secrets=False, create=False, extracting=True)
 
     def progress(done: int, total: int) -> None:
         click.echo(f"\rre-extracted {done}/{total} entries", err=True, nl=done >= total)
@@ -574,10 +654,10 @@ def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int]
     _setup_logging(False, quiet=True)
     import difflib
 
-    from monitor.output import iso, render
+    from monitor.output import render, zone
     from monitor.store.repo import get_source, versions
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     try:
         cfg = app.config.source(source_name)
     except KeyError as exc:
@@ -592,11 +672,13 @@ def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int]
     if show_id is not None:
         if show_id not in by_id:
             fail(f"no version {show_id} of {source_name} (have {', '.join(map(str, by_id))})", 2)
-        click.echo(by_id[show_id].text)
+        from monitor.sanitize import for_display
+
+        click.echo(for_display(by_id[show_id].text, newlines=True))
         return
-    click.echo(render([{"version": v.id, "fetched_at": iso(v.fetched_at), "lines": v.text.count("\n") + 1,
+    click.echo(render([{"version": v.id, "fetched_at": v.fetched_at, "lines": v.text.count("\n") + 1,
                         "hash": v.content_hash[:12], "title": v.title} for v in rows], "table",
-                      ["version", "fetched_at", "lines", "hash", "title"]))
+                      ["version", "fetched_at", "lines", "hash", "title"], zone(app.config.settings.display.timezone)))
     if diff_ids:
         missing = [i for i in diff_ids if i not in by_id]
         if missing:
@@ -607,9 +689,11 @@ def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int]
     else:
         return
     click.echo()
+    from monitor.sanitize import for_display
+
     for line in difflib.unified_diff(old.text.splitlines(), new.text.splitlines(), f"version {old.id}",
                                      f"version {new.id}", lineterm=""):
-        click.echo(line)
+        click.echo(for_display(line))
 
 
 # -- corrections -----------------------------------------------------------------------------------
@@ -643,7 +727,7 @@ def label(config_path: str | None, change_id: int, not_a_change: bool, when: str
                           else None,
                           clear_date=bool(when) and when.lower() in ("none", "null"),  # type: ignore[union-attr]
                           platform=platform, action=action)
-    app = _app(config_path)
+    app = _app(config_path, secrets=False)
     try:
         with app.sessions.begin() as s:
             applied = record(s, app.planner, change_id, judgement, by="cli")
@@ -674,7 +758,7 @@ def labels_list(config_path: str | None, fmt: str) -> None:
     from monitor.labels import list_labels
     from monitor.output import iso, render
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     with app.sessions() as s:
         rows = [{"id": lab.id, "change_id": lab.change_id, "kind": lab.kind, "previous": lab.previous,
                  "value": lab.value, "by": lab.by, "at": iso(lab.created_at)} for lab in list_labels(s)]
@@ -694,7 +778,7 @@ def labels_export(config_path: str | None, output_path: str) -> None:
 
     from monitor.labels import export
 
-    app = _app(config_path)
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
     out = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")
     n = 0
     try:
@@ -756,8 +840,10 @@ def db() -> None:
 def db_upgrade(config_path: str | None) -> None:
     """Apply database migrations (the daemon also does this at start)."""
     _setup_logging(False, quiet=True)
-    app = _app(config_path)
-    click.echo(f"database {app.engine.url.render_as_string(hide_password=True)} is up to date")
+    from monitor.store.db import shown
+
+    app = _app(config_path, secrets=False)
+    click.echo(f"database {shown(app.engine.url.render_as_string(hide_password=False))} is up to date")
 
 
 if __name__ == "__main__":  # pragma: no cover

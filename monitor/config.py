@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -89,6 +90,7 @@ class FetchConfig(_Strict):
     host_delay: Offset = timedelta(seconds=1)
     max_retry_after: Duration = timedelta(hours=6)
     allow_private: bool = False
+    max_items: int = Field(default=500, ge=1)   # items kept per poll: the newest
 
     @field_validator("proxy")
     @classmethod
@@ -102,6 +104,24 @@ class DaemonConfig(_Strict):
     deliver_every: Duration = timedelta(seconds=30)
     jitter: Duration = timedelta(seconds=30)
     max_backoff: Duration = timedelta(hours=6)
+    shutdown_grace: Offset = timedelta(seconds=10)   # how long a stop waits for in-flight polls
+
+
+class DisplayConfig(_Strict):
+    timezone: str = "local"   # an IANA zone name (Asia/Shanghai, UTC) or "local": the machine's
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        if v != "local":
+            from zoneinfo import ZoneInfo
+
+            try:
+                ZoneInfo(v)
+            except (ValueError, KeyError, OSError):
+                raise ValueError(f"{v!r} is not a time zone (write an IANA name such as Asia/Shanghai or UTC, "
+                                 "or local)") from None
+        return v
 
 
 class DeliveryConfig(_Strict):
@@ -241,7 +261,9 @@ class NotifierConfig(_Strict):
 
     @field_validator("url")
     @classmethod
-    def _apprise_url(cls, v: str) -> str:
+    def _apprise_url(cls, v: str, info: ValidationInfo) -> str:
+        if isinstance(info.context, dict) and not info.context.get("secrets", True):
+            return v  # a command that sends nothing: the URL (a secret) is neither read nor checked
         from monitor.notify.channels import check_url  # apprise is slow to import; only when needed
 
         problem = check_url(v)
@@ -260,6 +282,7 @@ class Settings(_Strict):
     ops: OpsConfig = OpsConfig()
     templates: TemplatesConfig = TemplatesConfig()
     http: HttpConfig = HttpConfig()
+    display: DisplayConfig = DisplayConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     notify: list[NotifierConfig] = Field(default_factory=list)
 
@@ -281,10 +304,18 @@ class Config:
 
     path: Path
     settings: Settings
+    database_from_env: bool = False
+    secrets: bool = True     # notifier URLs were read (from the environment) and checked
 
     @property
     def database_url(self) -> str:
-        return self.settings.storage.url
+        """storage.url, with a relative SQLite path read against the config file's folder (like every
+        other path in the file), so a command run from another folder finds the same database.
+        A path given in $MONITOR_DATABASE_URL is relative to the working directory, as shells are."""
+        url = self.settings.storage.url
+        if self.database_from_env:
+            return url
+        return sqlite_relative_to(url, self.path.parent)
 
     def relative(self, path: str | None) -> str | None:
         """Paths in the config (lexicon, templates) are relative to the config file's folder."""
@@ -299,6 +330,17 @@ class Config:
                 return s
         known = ", ".join(s.name for s in self.settings.sources) or "none"
         raise KeyError(f"no source named {name!r} in {self.path} (known: {known})")
+
+
+def sqlite_relative_to(url: str, folder: Path) -> str:
+    """``sqlite:///data/m.db`` read against ``folder``; any other URL unchanged."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, sep, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or path.startswith("/"):
+        return url
+    return prefix + str((folder / path).resolve()) + sep + query
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -319,8 +361,9 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
-    """Secrets stay out of the file: ``url = "${OPS_MAIL_URL}"`` is read from the environment."""
+def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]], secrets: bool = True) -> None:
+    """Secrets stay out of the file: ``url = "${OPS_MAIL_URL}"`` is read from the environment, and
+    only by commands that send (``secrets``): reading the change log needs no mail password."""
 
     def expand(value: str, key: str) -> str:
         def sub(m: re.Match[str]) -> str:
@@ -332,7 +375,7 @@ def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
 
         return _ENV_REF.sub(sub, value)
 
-    for i, item in enumerate(raw.get("notify") or []):
+    for i, item in enumerate(raw.get("notify") or [] if secrets else []):
         if isinstance(item, dict) and isinstance(item.get("url"), str):
             item["url"] = expand(item["url"], f"notify[{i}].url")
     storage = raw.get("storage")
@@ -343,8 +386,11 @@ def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         http["token"] = expand(http["token"], "http.token")
 
 
-def load(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration; raise ConfigError listing every problem found."""
+def load(path: str | os.PathLike[str] | None = None, secrets: bool = True) -> Config:
+    """Read and validate the configuration; raise ConfigError listing every problem found.
+
+    ``secrets=False`` is for commands that send nothing (queries, offline extraction): notifier URLs
+    are then left as written, neither read from the environment nor checked by apprise."""
     cfg_path = resolve_path(path)
     try:
         text = cfg_path.read_text(encoding="utf-8")
@@ -358,8 +404,9 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(cfg_path, [("", f"not valid TOML: {exc}")])
 
     problems: list[tuple[str, str]] = []
-    _expand_env(raw, problems)
-    if os.environ.get("MONITOR_DATABASE_URL"):
+    _expand_env(raw, problems, secrets)
+    from_env = bool(os.environ.get("MONITOR_DATABASE_URL"))
+    if from_env:
         raw.setdefault("storage", {})
         if isinstance(raw["storage"], dict):
             raw["storage"]["url"] = os.environ["MONITOR_DATABASE_URL"]
@@ -370,7 +417,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     if problems:
         raise ConfigError(cfg_path, problems)
     try:
-        settings = Settings.model_validate(raw)
+        settings = Settings.model_validate(raw, context={"secrets": secrets})
     except ValidationError as exc:
         for err in exc.errors():
             key = _key_path(tuple(err["loc"]))
@@ -383,4 +430,4 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
                 key, msg = msg.split(": ", 1)
             problems.append((key, msg))
         raise ConfigError(cfg_path, problems)
-    return Config(path=cfg_path, settings=settings)
+    return Config(path=cfg_path, settings=settings, database_from_env=from_env, secrets=secrets)

@@ -1,16 +1,23 @@
 """One poll of one source, end to end: fetch, parse, store entries, extract, record changes.
 
 Idempotent: polling the same content twice stores nothing new, so any worker may run it again after
-a crash. The new entries of a poll are committed together with their changes and outbox rows in one
-transaction; the source's conditional-GET validators are saved in that same transaction, so an interrupted
-poll fetches the source again instead of skipping what it had not stored.
+a crash. Extraction, the CPU-heavy part, runs outside any database transaction; what it found is then
+written in short transactions of a few entries each, each entry committed together with its changes
+and their outbox rows. The source's conditional-GET validators are saved with the last of them, so
+an interrupted poll fetches the source again instead of skipping what it had not stored.
+
+Whatever goes wrong, and whatever raises, stays this source's failure: ``poll`` never raises.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Iterator, Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import clock
@@ -25,13 +32,18 @@ from monitor.events import (
     SourcePolled,
 )
 from monitor.extract.model import Article, PolicyChange
-from monitor.sources import pages
-from monitor.sources.charset import decode_html
-from monitor.sources.feeds import FeedItem, ParseError, parse_feed
+from monitor.sanitize import clean_text, for_display, mask_urls_in
+from monitor.sources import limits, pages
+from monitor.sources.charset import decode_html, decode_page
+from monitor.sources.feeds import FeedItem, ParseError, parse_feed_checked
 from monitor.sources.fetch import FetchError, FetchResult
 from monitor.store import repo
 
 log = logging.getLogger("monitor.pipeline")
+#: Entries written per transaction: short enough that other writers (another source's poll, the
+#: delivery loop) never wait long for SQLite's write lock.
+BATCH = 25
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -41,43 +53,109 @@ class PollOutcome:
     error: str | None = None
     new_entries: int = 0
     changes: int = 0
+    warning: str | None = None
+    skipped: str | None = None   # not polled, and not a failure: why (another worker has it, stopping)
 
 
 def poll(app: App, cfg: SourceConfig) -> PollOutcome:
-    """Poll ``cfg`` once. Never raises for a problem of the source: it is recorded and returned."""
+    """Poll ``cfg`` once. Never raises: whatever goes wrong is recorded as this source's failure and
+    returned, so one bad source never stops a run or another source."""
+    try:
+        return _poll(app, cfg)
+    except Exception as exc:  # a bug, a database error on this source's data, a parser on odd input
+        log.debug("source=%s poll crashed", cfg.name, exc_info=True)
+        error = f"internal error: {type(exc).__name__}: {for_display(mask_urls_in(str(exc)))[:300]}"
+        try:
+            return _fail(app, cfg, error)
+        except Exception as again:  # the database itself is gone: still only this source's outcome
+            log.debug("source=%s could not record its failure", cfg.name, exc_info=True)
+            return PollOutcome(cfg.name, False, f"{error}; recording it failed too: {type(again).__name__}")
+
+
+def _poll(app: App, cfg: SourceConfig) -> PollOutcome:
     with app.sessions() as s:
         src = repo.get_source(s, cfg.name)
         etag, last_modified = src.etag, src.last_modified
+        first = src.last_success is None
     timeout = cfg.timeout.total_seconds() if cfg.timeout else None
     try:
         result = app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
     except FetchError as exc:
+        if exc.aborted:
+            return _give_back(app, cfg, "stopped before it finished (shutting down)")
         return _fail(app, cfg, str(exc), exc.retry_after)
     if result.not_modified:
         with app.sessions.begin() as s:
-            _succeed(app, s, cfg, etag, last_modified, 0)
+            _succeed(app, s, cfg, etag, last_modified, 0, keep_warning=True)
         app.bus.publish(SourcePolled(cfg.name, 0, 0, True))
         return PollOutcome(cfg.name, True)
     try:
-        version: PendingVersion | None = None
-        if cfg.kind == "page":
-            items, version = _page_change(app, cfg, result)
-        elif cfg.kind == "page-list":
-            html = decode_html(result.content, result.headers.get("content-type"))
-            sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link,
-                                      cfg.selectors.date)
-            items = pages.parse_list(html, result.url, sel)
-        else:
-            items = parse_feed(result.content, result.headers, result.url)
+        items, version, warning = _parse(app, cfg, result)
     except (ParseError, pages.PageError) as exc:
         return _fail(app, cfg, str(exc))
     except Exception as exc:  # a parser on pathological input: still just this source's problem
         log.debug("source=%s parse crash", cfg.name, exc_info=True)
-        return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {exc}")
-
-    new_entries, changes = _store(app, cfg, items, result, version)
+        return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {for_display(str(exc))[:300]}")
+    cap = app.config.settings.fetch.max_items
+    if len(items) > cap:
+        note = f"kept the newest {cap} of {len(items)} items (fetch.max_items)"
+        log.info("source=%s %s", cfg.name, note)
+        items = limits.newest(items, cap)
+        warning = "; ".join(w for w in (warning, note) if w)
+    items = [_clean(it) for it in items]
+    try:
+        new_entries, changes = _store(app, cfg, items, result, version, warning, first)
+    except FetchError as exc:
+        if exc.aborted:
+            return _give_back(app, cfg, "stopped before it finished (shutting down)")
+        raise
     app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
-    return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
+    if warning:
+        log.warning("source=%s warning: %s", cfg.name, warning)
+    return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes, warning=warning)
+
+
+def _parse(app: App, cfg: SourceConfig, result: FetchResult
+           ) -> tuple[list[FeedItem], "PendingVersion | None", str | None]:
+    """Items (and, for a watched page, its new version) and a warning for the user, if any."""
+    if cfg.kind == "feed":
+        parsed = parse_feed_checked(result.content, result.headers, result.url)
+        if parsed.note:
+            log.info("source=%s %s", cfg.name, parsed.note)
+        return parsed.items, None, _garbled_warning(parsed.garbled, result)
+    problem = limits.precheck(result.content)
+    if problem:
+        raise pages.PageError(problem)
+    decoded = decode_page(result.content, result.headers.get("content-type"))
+    if decoded.note:
+        log.info("source=%s %s", cfg.name, decoded.note)
+    if cfg.kind == "page":
+        items, version = _page_change(app, cfg, decoded.text)
+    else:
+        sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link, cfg.selectors.date)
+        items, version = pages.parse_list(decoded.text, result.url, sel), None
+    return items, version, _garbled_warning(decoded.garbled, result)
+
+
+def _garbled_warning(garbled: bool, result: FetchResult) -> str | None:
+    if not garbled:
+        return None
+    declared = result.headers.get("content-type") or "no Content-Type"
+    return (f"the text looks garbled (mojibake) even after charset detection; the server declares "
+            f"{for_display(declared)[:80]}: check the source's encoding")
+
+
+def _clean(item: FeedItem) -> FeedItem:
+    """Control characters cleaned on the way in: stored text never carries them."""
+    return replace(item, title=clean_text(item.title), body=clean_text(item.body),
+                   url=for_display(item.url) if item.url else item.url)
+
+
+def _give_back(app: App, cfg: SourceConfig, why: str) -> PollOutcome:
+    with app.sessions.begin() as s:
+        repo.release_lease(repo.get_source(s, cfg.name), app.owner)
+    log.info("source=%s %s; it is polled again at the next start", cfg.name, why)
+    return PollOutcome(cfg.name, False, skipped=why)
 
 
 @dataclass(frozen=True)
@@ -91,59 +169,123 @@ class PendingVersion:
     text: str
 
 
+def _batches(rows: Sequence[tuple[FeedItem, list[PolicyChange]]]) -> Iterator[list[tuple[FeedItem, list[PolicyChange]]]]:
+    for start in range(0, len(rows), BATCH):
+        yield list(rows[start:start + BATCH])
+
+
 def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResult,
-           version: PendingVersion | None = None) -> tuple[int, int]:
-    """Store the items not seen before (following them first when asked), extract, record changes,
-    and mark the poll done with the response's validators (and a watched page's new version), all in
-    one transaction."""
+           version: PendingVersion | None = None, warning: str | None = None, first: bool = False) -> tuple[int, int]:
+    """Store the items not seen before (following them first when asked), extract them outside any
+    transaction, then write them in short transactions; the last one also marks the poll done with
+    the response's validators (and a watched page's new version)."""
     with app.sessions() as s:
         fresh = repo.new_items(s, repo.get_source(s, cfg.name), items)
     if cfg.follow and cfg.kind != "page":
-        fresh = [_follow(app, cfg, it) for it in fresh]
-    if not fresh:
-        with app.sessions.begin() as s:
-            _add_version(s, cfg, version)
-            _succeed(app, s, cfg, result.etag, result.last_modified, 0)
-        return 0, 0
+        followed = []
+        for it in fresh:
+            followed.append(_follow(app, cfg, it))
+            _keep_lease(app, cfg)
+        fresh = followed
     lang = None if cfg.lang == "auto" else cfg.lang
+    # Oldest first, as the news happened: a postponement listed above the announcement it moves
+    # (feeds put the newest first) must find that announcement already recorded.
+    fresh = sorted(fresh, key=lambda it: (it.published is None, it.published or _EPOCH))
+    extracted = [(item, _extract(app, cfg, item, lang)) for item in fresh]
+    new_entries = changes = silent = 0
+    batches = list(_batches(extracted)) or [[]]
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        for attempt in (1, 2):
+            try:
+                stored, made, quiet, events = _write(app, cfg, batch, lang, first)
+                if last:
+                    with app.sessions.begin() as s:
+                        _add_version(s, cfg, version)
+                        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries + stored,
+                                 warning=warning)
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                # another worker stored some of these meanwhile (its lease had expired): the retry
+                # re-checks which are new
+                log.info("source=%s entries stored concurrently; retrying the batch", cfg.name)
+        new_entries += stored
+        changes += made
+        silent += quiet
+        for e in events:
+            app.bus.publish(e)
+        if not last:
+            _keep_lease(app, cfg)
+    if first and new_entries:
+        window = app.config.settings.extract.alert_window
+        log.info("source=%s first poll: %d entries recorded; %d changes in them are older than "
+                 "extract.alert_window (%s) and were recorded without an alert", cfg.name, new_entries, silent,
+                 _span(window))
+    return new_entries, changes
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _extract(app: App, cfg: SourceConfig, item: FeedItem, lang: str | None) -> list[PolicyChange]:
+    article = Article(id=item.guid, title=item.title, body=item.body, published=item.published, lang=lang,
+                      url=item.url, platform_hint=cfg.platform, watched=cfg.kind == "page")
+    try:
+        return list(app.extractor.extract(article))
+    except Exception:  # an extractor bug must not lose the entry; reextract can redo it
+        log.warning("source=%s extractor failed on entry %r; entry kept", cfg.name, for_display(item.title)[:120],
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+        return []
+
+
+def _write(app: App, cfg: SourceConfig, batch: list[tuple[FeedItem, list[PolicyChange]]], lang: str | None,
+           first: bool) -> tuple[int, int, int, list[object]]:
+    """One short transaction: these entries, their changes and the outbox rows they cause."""
+    if not batch:
+        return 0, 0, 0, []
     events: list[object] = []
-    changes = 0
+    changes = silent = 0
     with app.sessions.begin() as s:
         src = repo.get_source(s, cfg.name)
         now = clock.utcnow()
-        fresh = repo.new_items(s, src, fresh)  # another worker may have stored some meanwhile
-        entries = repo.add_entries(s, src, fresh, lang, now)
-        found_by_entry = []
-        for item, entry in zip(fresh, entries):
+        wanted = {id(it) for it in repo.new_items(s, src, [it for it, _f in batch])}
+        batch = [(it, found) for it, found in batch if id(it) in wanted]
+        entries = repo.add_entries(s, src, [it for it, _f in batch], lang, now)
+        repo.lock_platforms(s, {f.platform for _it, found in batch for f in found})
+        for (item, found), entry in zip(batch, entries):
             events.append(EntryDiscovered(cfg.name, entry.id, entry.title))
-            article = Article(id=str(entry.id), title=item.title, body=item.body, published=item.published,
-                              lang=lang, url=item.url, platform_hint=cfg.platform, watched=cfg.kind == "page")
-            try:
-                found = app.extractor.extract(article)
-            except Exception:  # an extractor bug must not lose the entry; reextract can redo it
-                log.exception("source=%s extractor failed on entry %r; entry kept", cfg.name, item.title)
-                found = []
             entry.changes_found = len(found)
-            found_by_entry.append((entry, found))
-        repo.lock_platforms(s, {f.platform for _e, found in found_by_entry for f in found})
-        for entry, found in found_by_entry:
             for f in found:
                 rec = repo.record_change(s, entry, f, now)
-                app.planner.on_recorded(s, rec, now)
+                alerted = app.planner.on_recorded(s, rec, now, backfill=first, reported=item.published)
                 if rec.created:
                     changes += 1
-                    events.append(ChangeDetected(cfg.name, rec.change.id, _summary(f)))
+                    silent += not alerted
+                    events.append(ChangeDetected(cfg.name, rec.change.id, _summary(f)
+                                                 + ("" if alerted else " (old news on a first poll: no alert)")))
                 elif rec.event is not None:
                     events.append(ChangeUpdated(cfg.name, rec.change.id, rec.outcome, rec.event.old_value,
                                                 rec.event.new_value))
                 elif rec.new_mention:
                     events.append(ChangeCorroborated(cfg.name, rec.change.id, entry.id))
-        new_entries = len(entries)
-        _add_version(s, cfg, version)
-        _succeed(app, s, cfg, result.etag, result.last_modified, new_entries)
-    for e in events:
-        app.bus.publish(e)
-    return new_entries, changes
+    return len(entries), changes, silent, events
+
+
+def _keep_lease(app: App, cfg: SourceConfig) -> None:
+    """Extend this worker's lease during a long poll (many followed pages, many batches)."""
+    lease = app.lease_for(cfg)
+    if time.monotonic() - app.lease_renewed.get(cfg.name, 0.0) < lease.total_seconds() / 3:
+        return
+    with app.sessions.begin() as s:
+        repo.renew_lease(s, cfg.name, app.owner, clock.utcnow() + lease)
+    app.lease_renewed[cfg.name] = time.monotonic()
 
 
 def _follow(app: App, cfg: SourceConfig, item: FeedItem) -> FeedItem:
@@ -152,16 +294,21 @@ def _follow(app: App, cfg: SourceConfig, item: FeedItem) -> FeedItem:
         return item
     try:
         page = app.fetcher.fetch(item.url, followed=True)
+        problem = limits.precheck(page.content)
+        if problem:
+            raise FetchError(problem)
         html = decode_html(page.content, page.headers.get("content-type"))
         text = pages.main_text(html, page.url)
     except FetchError as exc:
-        log.warning("source=%s could not follow %s: %s (kept the list text)", cfg.name, item.url, exc)
+        if exc.aborted:
+            raise
+        log.warning("source=%s could not follow %s: %s (kept the list text)", cfg.name, for_display(item.url), exc)
         return item
     except ImportError:
         raise  # a broken install is not a bad page: fail the poll loudly rather than degrade silently
     except Exception as exc:
-        log.warning("source=%s could not read %s: %s: %s (kept the list text)", cfg.name, item.url,
-                    type(exc).__name__, exc)
+        log.warning("source=%s could not read %s: %s: %s (kept the list text)", cfg.name, for_display(item.url),
+                    type(exc).__name__, for_display(str(exc))[:200])
         return item
     return replace(item, body=text or item.body, published=item.published or pages.page_date(html))
 
@@ -172,11 +319,9 @@ def _add_version(s: Session, cfg: SourceConfig, version: PendingVersion | None) 
                          version.text)
 
 
-def _page_change(app: App, cfg: SourceConfig, result: FetchResult
-                 ) -> tuple[list[FeedItem], PendingVersion | None]:
+def _page_change(app: App, cfg: SourceConfig, html: str) -> tuple[list[FeedItem], PendingVersion | None]:
     """A watched page: when its stable text changed, a new version (stored by the caller, with the
     entry) and what it added as the entry. The first version is the baseline and reports nothing."""
-    html = decode_html(result.content, result.headers.get("content-type"))
     text = pages.watched_text(html, cfg.selector, cfg.ignore)
     digest = pages.version_hash(text)
     title = pages.page_title(html) or cfg.name
@@ -201,7 +346,7 @@ def _fail(app: App, cfg: SourceConfig, error: str, retry_after: float | None = N
         src = repo.get_source(s, cfg.name)
         now = clock.utcnow()
         repo.record_failure(s, src, now, error, cfg.interval, app.config.settings.daemon.max_backoff,
-                            retry_after=retry_after)
+                            retry_after=retry_after, owner=app.owner)
         app.planner.on_source_failed(s, src, now)
         failures = src.failures
     app.bus.publish(SourceFailed(cfg.name, error, failures))
@@ -209,11 +354,12 @@ def _fail(app: App, cfg: SourceConfig, error: str, retry_after: float | None = N
 
 
 def _succeed(app: App, s: Session, cfg: SourceConfig, etag: str | None, last_modified: str | None,
-             new_entries: int) -> None:
+             new_entries: int, warning: str | None = None, keep_warning: bool = False) -> None:
     src = repo.get_source(s, cfg.name)
     since = clock.as_utc(src.failing_since)
     now = clock.utcnow()
-    repo.record_success(s, src, now, cfg.interval, etag, last_modified, new_entries)
+    repo.record_success(s, src, now, cfg.interval, etag, last_modified, new_entries, owner=app.owner,
+                        warning=src.last_warning if keep_warning else warning)
     app.planner.on_source_recovered(s, src, since, now)
 
 

@@ -4,25 +4,18 @@ the same keys from either (spec/interface.md lists them)."""
 
 from __future__ import annotations
 
-import re
-
 from typing_extensions import TypedDict  # pydantic (the API's schema) needs this one before Python 3.12
 
 from monitor.output import iso
+from monitor.sanitize import mask_urls_in
 from monitor.store.models import Change, Delivery, Entry, Source
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
-_SECRET_PARAM = re.compile(r"(?i)([?&](?:[a-z0-9_-]*(?:key|token|secret|password|passwd|sig|signature|auth)"
-                           r"[a-z0-9_-]*)=)[^&#\s]+")
-
-
 def public_url(text: str | None) -> str | None:
-    """A URL (or an error message that quotes one) without the secrets a URL may carry: a
-    ``user:password@`` part, and the values of parameters named like keys, tokens or signatures
-    (an RSSHub ``?key=``). Source URLs are shown on pages anyone with access to the server reads."""
+    """A URL (or an error message that quotes one) without the secrets a URL may carry (userinfo,
+    query values): source URLs are shown on pages anyone with access to the server reads."""
     if text is None:
         return None
-    return _SECRET_PARAM.sub(r"\1****", _USERINFO.sub(r"\1****@", text))
+    return mask_urls_in(text)
 
 
 class SourceRef(TypedDict):
@@ -73,6 +66,7 @@ class SourceRecord(TypedDict):
     status: str
     last_polled: str | None
     last_error: str | None
+    warning: str | None
     entries_seen: int
     next_poll: str | None
     failures: int
@@ -125,7 +119,8 @@ def source_record(r: Source, enabled: bool = True, changes: int | None = None) -
     ``changes`` is the number of changes (not withdrawn) its entries report."""
     return {"name": r.name, "kind": r.kind, "url": public_url(r.url),
             "status": r.status if enabled else "disabled", "last_polled": iso(r.last_polled),
-            "last_error": public_url(r.last_error), "entries_seen": r.entries_seen, "next_poll": iso(r.next_poll),
+            "last_error": public_url(r.last_error), "warning": r.last_warning, "entries_seen": r.entries_seen,
+            "next_poll": iso(r.next_poll),
             "failures": r.failures, "changes": changes or 0}
 
 
@@ -138,5 +133,7 @@ def entry_record(e: Entry) -> EntryRecord:
 def delivery_record(d: Delivery) -> DeliveryRecord:
     """An outbox row as ``deliveries --format json`` prints it and ``/api/changes/{id}`` lists it."""
     return {"id": d.id, "change_id": d.change_id, "notifier": d.notifier, "kind": d.kind, "status": d.status,
-            "attempts": d.attempts, "last_error": public_url(d.last_error), "next_attempt": iso(d.next_attempt),
+            "attempts": d.attempts, "last_error": public_url(d.last_error),
+            # sent, dead, unknown: no attempt is planned, whatever the column still holds
+            "next_attempt": iso(d.next_attempt) if d.status in ("pending", "failed") else None,
             "sent_at": iso(d.sent_at)}

@@ -66,7 +66,8 @@ class Route:
 class HTTPServer:
     """A real HTTP server on 127.0.0.1 whose routes a test sets and changes while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.posts: dict[str, list[dict[str, Any]]] = {}
@@ -138,13 +139,13 @@ class HTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that hang up early are what several tests are about
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"http://{self.host}:{self.server.server_address[1]}{path}"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -244,6 +245,11 @@ def _postgres_reason() -> str | None:
         return f"PostgreSQL at 127.0.0.1:5432 does not answer ({exc.__class__.__name__})"
 
 
+#: For tests of what only PostgreSQL does (or of what the SQLite case of another test covers already).
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                                        indirect=True)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh empty database: a SQLite file, or a PostgreSQL database created and dropped here."""
@@ -306,7 +312,7 @@ class Project:
     def run(self, *args: str, now: str | None = None, timeout: float = 120, check: int | None = None
             ) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "monitor", *args]
-        if args and args[0] not in ("extract",) and "--config" not in args:
+        if args and args[0] not in ("extract", "eval") and "--config" not in args:
             cmd += ["--config", str(self.config)]
         proc = subprocess.run(cmd, cwd=self.dir, env=self.environ(now), capture_output=True, text=True,
                               timeout=timeout)
@@ -352,3 +358,52 @@ DOUYIN_ITEM = {
     "body": "<p>抖音电商今日发布公告。</p><p>4月15日起，拼多多商品链接将无法在抖音直播间购物车中发布，"
             "已发布的链接将被下架。</p><p>平台表示，此举是为了保障消费者的售后体验。</p>",
 }
+
+
+# -- in process ------------------------------------------------------------------------------------
+def open_app(project: Project, secrets: bool = True) -> Any:
+    """The core on a project's config, in this process (for tests that watch its insides)."""
+    from monitor.app import App
+    from monitor.config import load
+
+    return App.open(load(project.config, secrets=secrets))
+
+
+class SlowSMTPServer(SMTPServer):
+    """An SMTP server that takes each message at once but answers ``delay`` seconds later: the sender
+    cannot know whether it went out."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def start(self) -> None:
+        import asyncio
+
+        from aiosmtpd.controller import Controller
+
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                outer.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+                await asyncio.sleep(outer.delay)
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+
+def drip_headers(h: BaseHTTPRequestHandler, seconds: float = 120) -> None:
+    """A server that sends its headers one byte at a time, never idle long enough for a read timeout."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nX-Padding: " + b"x" * 400 + b"\r\n\r\n"
+    pause = seconds / len(head)
+    try:
+        for i in range(len(head)):
+            h.wfile.write(head[i:i + 1])
+            h.wfile.flush()
+            time.sleep(pause)
+        h.wfile.write(b"<rss/>")
+    except (BrokenPipeError, ConnectionResetError, OSError):
+        pass
+    h.close_connection = True

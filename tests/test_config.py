@@ -97,6 +97,8 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_shipped_default_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
-    cfg = load(Path(__file__).resolve().parent.parent / "config" / "monitor.toml")
-    assert cfg.database_url == "sqlite:///data/monitor.db"
+    root = Path(__file__).resolve().parent.parent
+    cfg = load(root / "config" / "monitor.toml")
+    # data/monitor.db at the repository's root, from whatever folder the command runs
+    assert cfg.database_url == f"sqlite:///{root / 'data' / 'monitor.db'}"
     assert len(cfg.settings.sources) >= 3

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from conftest import HTTPServer, Route
+from conftest import HTTPServer, Route, wait_for
 from monitor.sources.fetch import FetchError, FetchLimits, fetch
 
 LIMITS = FetchLimits(timeout=2.0, connect_timeout=1.0, max_bytes=100_000, max_redirects=3)
@@ -84,3 +84,134 @@ def _raw(h: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]) -> Non
         h.wfile.write(body)
     except (BrokenPipeError, ConnectionResetError):
         pass
+
+
+# -- hardening (issue 13) --------------------------------------------------------------------------
+def _drip_headers(h: BaseHTTPRequestHandler) -> None:
+    """Headers one byte at a time, 0.5 s apart: a minute of headers, never idle long enough for a
+    read timeout."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nX-Padding: " + b"x" * 60 + b"\r\n\r\n"
+    try:
+        for i in range(len(head)):
+            h.wfile.write(head[i:i + 1])
+            h.wfile.flush()
+            time.sleep(0.5)
+        h.wfile.write(b"<rss/>")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    h.close_connection = True
+
+
+def test_headers_dripped_a_byte_at_a_time_hit_the_whole_request_deadline(http: HTTPServer) -> None:
+    http.routes["/drip"] = Route(handler=_drip_headers)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out after 2s"):
+        fetch(http.url("/drip"), LIMITS)
+    assert time.monotonic() - started < 30  # the drip lasts a minute; the deadline is 2 s
+
+
+def test_a_redirect_from_a_public_address_to_loopback_is_refused_at_the_hop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """127.0.0.2 plays a public server that answers 302 to a loopback page; the hop is refused
+    before a byte is sent to it."""
+    from monitor.sources import fetch as fetch_module
+    from monitor.sources.fetch import Fetcher
+
+    monkeypatch.setattr(fetch_module, "is_public", lambda address: address == "127.0.0.2")
+    inside = HTTPServer("127.0.0.1")
+    outside = HTTPServer("127.0.0.2")
+    try:
+        inside.routes["/secret"] = Route(b"<rss><channel><item><title>internal</title></item></channel></rss>")
+        outside.routes["/go"] = Route(status=302, headers={"Location": inside.url("/secret")})
+        outside.routes["/feed"] = Route(b"<rss/>")
+        f = Fetcher(LIMITS)
+        try:
+            assert f.fetch(outside.url("/feed"), followed=True).content == b"<rss/>"  # public: fine
+            with pytest.raises(FetchError, match=r"refused to follow http://127\.0\.0\.1:\d+/secret.*\(127\.0\.0\.1\)"):
+                f.fetch(outside.url("/go"), followed=True)
+        finally:
+            f.close()
+        assert outside.hits["/go"] == 1 and "/secret" not in inside.hits
+    finally:
+        inside.close()
+        outside.close()
+
+
+def test_a_configured_url_may_redirect_on_its_own_host_but_not_to_another_private_one(http: HTTPServer) -> None:
+    other = HTTPServer("127.0.0.2")
+    try:
+        other.routes["/feed"] = Route(b"<rss/>")
+        http.routes["/moved"] = Route(status=301, headers={"Location": "/feed"})
+        http.routes["/feed"] = Route(b"<rss>here</rss>")
+        http.routes["/away"] = Route(status=302, headers={"Location": other.url("/feed")})
+        assert fetch(http.url("/moved"), LIMITS).content == b"<rss>here</rss>"
+        with pytest.raises(FetchError, match="refused to follow"):
+            fetch(http.url("/away"), LIMITS)
+        assert "/feed" not in other.hits
+        allowed = FetchLimits(timeout=2.0, connect_timeout=1.0, allow_private=True)
+        assert fetch(http.url("/away"), allowed).content == b"<rss/>"
+    finally:
+        other.close()
+
+
+def test_the_address_checked_is_the_one_connected_to_not_a_separate_lookup(
+        http: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: a lookup made to check a name can say "public" while the connection, a moment
+    later, goes to loopback. Here any such separate lookup is fooled (check_public passes
+    everything) and the name connects to 127.0.0.1: the request is still refused, because the
+    address checked is the socket's peer."""
+    import socket
+
+    from monitor.sources import fetch as fetch_module
+    from monitor.sources.fetch import Fetcher
+
+    monkeypatch.setattr(fetch_module, "check_public", lambda url: None)
+    real = socket.getaddrinfo
+
+    def rebinding(host: object, *args: object, **kwargs: object) -> object:
+        return real("127.0.0.1" if host == "rebind.test" else host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    http.routes["/admin"] = Route(b"<rss/>")
+    f = Fetcher(LIMITS)
+    try:
+        port = http.server.server_address[1]
+        with pytest.raises(FetchError, match=r"\(127\.0\.0\.1\)"):
+            f.fetch(f"http://rebind.test:{port}/admin", followed=True)
+    finally:
+        f.close()
+    assert "/admin" not in http.hits
+
+
+def test_errors_never_show_credentials_or_query_values(http: HTTPServer) -> None:
+    http.routes["/feed"] = Route(b"no", status=500, content_type="text/plain")
+    url = http.url("/feed").replace("http://", "http://alice:s3cret@") + "?token=t0ken&page=2"
+    with pytest.raises(FetchError) as err:
+        fetch(url, LIMITS)
+    message = str(err.value)
+    assert "HTTP 500" in message and "token=***" in message
+    assert "s3cret" not in message and "alice" not in message and "t0ken" not in message
+
+
+def test_abort_ends_a_stuck_request_at_once(http: HTTPServer) -> None:
+    import threading
+
+    from monitor.sources.fetch import Fetcher
+
+    http.routes["/drip"] = Route(handler=_drip_headers)
+    f = Fetcher(FetchLimits(timeout=120.0, connect_timeout=1.0))
+    errors: list[FetchError] = []
+
+    def run() -> None:
+        try:
+            f.fetch(http.url("/drip"))
+        except FetchError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    wait_for(lambda: http.hits.get("/drip"), timeout=10, every=0.05)
+    f.abort()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and errors and errors[0].aborted
+    f.close()

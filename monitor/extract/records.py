@@ -28,6 +28,31 @@ def parse_published(value: Any) -> datetime | None:
         raise ValueError(f"published {value!r} is not an ISO 8601 date or time") from None
 
 
+#: The fields of an input record (README, "Extraction input"); ``source`` and ``label`` are the labeled
+#: corpus's own, accepted so a corpus file can be given as it is.
+FIELDS = ("id", "title", "published", "lang", "body", "url", "platform", "source", "label")
+REQUIRED = ("id", "body")
+
+
+def _check(obj: dict[str, Any]) -> None:
+    """A misspelt key (``text`` for ``body``) is an error, not a silently empty article."""
+    unknown = [k for k in obj if k not in FIELDS]
+    missing = [k for k in REQUIRED if k not in obj]
+    problems = []
+    if missing:
+        problems.append("missing field" + "s" * (len(missing) > 1) + " " + ", ".join(repr(k) for k in missing))
+    if unknown:
+        problems.append("unknown field" + "s" * (len(unknown) > 1) + " " + ", ".join(repr(k) for k in unknown)
+                        + f" (the fields are {', '.join(FIELDS[:7])})")
+    if problems:
+        raise ValueError("; ".join(problems))
+    if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool) or str(obj["id"]) == "":
+        raise ValueError("id must be a non-empty string or number")
+    for key in ("title", "body", "url", "lang", "platform"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            raise ValueError(f"{key} must be a string or null, not {type(obj[key]).__name__}")
+
+
 def read_articles(lines: Iterable[str], name: str = "<stdin>") -> Iterator[Article]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -36,6 +61,7 @@ def read_articles(lines: Iterable[str], name: str = "<stdin>") -> Iterator[Artic
             obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
+            _check(obj)
             yield Article(
                 id=str(obj.get("id", n)), title=str(obj.get("title") or ""), body=str(obj.get("body") or ""),
                 published=parse_published(obj.get("published")), lang=obj.get("lang"), url=obj.get("url"),

@@ -14,6 +14,8 @@ from bs4 import BeautifulSoup
 from lxml import etree
 from lxml import html as lxml_html
 
+from monitor.sanitize import clean_text
+
 _DROP = ("script", "style", "noscript", "figure", "figcaption", "nav", "aside", "footer", "form",
          "iframe", "svg", "button")
 _BLOCK = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote",
@@ -38,8 +40,10 @@ def html_to_text(body: str) -> str:
 
     lxml directly (several times faster than BeautifulSoup on the many small bodies of feed items),
     BeautifulSoup for what lxml refuses (documents that declare their own encoding, fragments it
-    cannot parse).
+    cannot parse). Control characters go first: lxml refuses a string with one (a single \x0b
+    in an article would otherwise lose its change).
     """
+    body = clean_text(body)
     if not _LOOKS_HTML.search(body):
         return body
     try:

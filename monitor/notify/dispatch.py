@@ -1,7 +1,10 @@
 """Delivery of the outbox: each notifier is served by its own worker, so a failing or hung channel
 never delays another. A due row is claimed, rendered in the notifier's language and the channel's
-format, sent through apprise within a time limit, and its outcome recorded in the same transaction:
-a crash never loses a delivery (at worst it is sent again).
+format, sent through apprise within a time limit, and its outcome recorded right after the send: a
+crash never loses a delivery (killed between the channel's accept and that commit, it is sent again:
+the at-least-once window). A send that times out is *unknown*, not failed: it may have gone out, so
+it is never retried on its own (that is how a slow SMTP server ended up with three copies of each
+alert); if it completes while the process still runs, the row records that.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,7 +91,8 @@ class Dispatcher:
                         continue
                 assert notifier is not None
                 result = channels.send_bounded(notifier.url, outcome.title, outcome.body, outcome.format,
-                                               self.config.settings.delivery.timeout.total_seconds())
+                                               self.config.settings.delivery.timeout.total_seconds(),
+                                               late=self._late([delivery_id]))
                 with self.sessions.begin() as s:
                     row = s.get(Delivery, delivery_id)
                     if row is not None:
@@ -156,12 +161,28 @@ class Dispatcher:
             fmt, budget = self._format(notifier)
             message = self.renderer.render("digest", notifier.lang, fmt, clock.now(), items=items, budget=budget)
         result = channels.send_bounded(notifier.url, message.title, message.body, message.format,
-                                       self.config.settings.delivery.timeout.total_seconds())
+                                       self.config.settings.delivery.timeout.total_seconds(), late=self._late(ids))
         with self.sessions.begin() as s:
             for delivery_id in ids:
                 row = s.get(Delivery, delivery_id)
                 if row is not None:
                     self._finish(row, result, report)
+
+    def _late(self, ids: list[int]) -> Callable[[channels.SendResult], None]:
+        """What to do when a send abandoned at its time limit ends after all."""
+
+        def record(result: channels.SendResult) -> None:
+            if not result.ok:
+                return  # still unknown: a late error may come after the message was accepted
+            with self.sessions.begin() as s:
+                for delivery_id in ids:
+                    row = s.get(Delivery, delivery_id)
+                    if row is not None and row.status == "unknown":
+                        row.status, row.sent_at = "sent", clock.utcnow()
+                        row.last_error = "sent, but answered only after delivery.timeout"
+                        log.info("delivery #%s to notifier=%s answered late: sent", row.id, row.notifier)
+
+        return record
 
     def _finish(self, d: Delivery, result: channels.SendResult, report: DeliveryReport, final: bool = False) -> None:
         now = clock.utcnow()
@@ -170,6 +191,14 @@ class Dispatcher:
             repo.mark_sent(d, now)
             report.sent += 1
             log.info("delivered %s #%s (change #%s) to notifier=%s", d.kind, d.id, d.change_id, d.notifier)
+        elif result.unknown:
+            repo.mark_unknown(d, now, result.error or "timed out")
+            report.failed += 1
+            report.errors.append(f"notifier {d.notifier}: {result.error}; not retried on its own "
+                                 f"(policy-monitor deliveries retry {d.id} sends it again)")
+            log.warning("delivery #%s (%s) to notifier=%s is unknown: %s; not retried on its own "
+                        "(policy-monitor deliveries retry %s sends it again)", d.id, d.kind, d.notifier, result.error,
+                        d.id)
         else:
             repo.mark_failed(d, now, result.error or "failed", 1 if final else policy.max_attempts,
                              policy.retry_after, policy.max_retry_after)

@@ -8,6 +8,7 @@ had already passed when the change was found is never planned (it would only arr
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from monitor.clock import as_utc
 from monitor.config import NotifierConfig, Settings
 from monitor.extract.lexicon import Lexicon
+from monitor.sanitize import mask_url
 from monitor.store import repo
 from monitor.store.models import Change, Delivery, Source
 
@@ -51,6 +53,13 @@ def _row(change_id: int | None, notifier: str, kind: str, key: str, when: dateti
                     next_attempt=when, created_at=now, payload=payload)
 
 
+def ops_key(event: str, source: str, when: datetime) -> str:
+    """The outbox key of an operator message: sized to its column whatever the source's name (up to
+    100 characters) — a hash of the event, the source and the time, not the text of them."""
+    digest = hashlib.sha256(f"{event}\x1f{source}\x1f{when.isoformat()}".encode("utf-8")).hexdigest()
+    return f"{event}:{digest[:48]}"
+
+
 class Planner:
     def __init__(self, settings: Settings, lexicon: Lexicon) -> None:
         self.settings = settings
@@ -61,20 +70,32 @@ class Planner:
         return self.settings.notify
 
     # -- changes -----------------------------------------------------------------------------------
-    def on_recorded(self, session: Session, rec: repo.Recorded, now: datetime) -> None:
+    def on_recorded(self, session: Session, rec: repo.Recorded, now: datetime, backfill: bool = False,
+                    reported: datetime | None = None) -> bool:
+        """Plan what a recorded statement owes; False when a new change is recorded without an
+        alert (old news found by a source's first poll)."""
         if rec.outcome == "created":
-            self.alert(session, rec.change, now)
-        elif rec.outcome in ("date_set", "date_moved", "reversed") and rec.event is not None:
+            return self.alert(session, rec.change, now, backfill=backfill, reported=reported)
+        if rec.outcome in ("date_set", "date_moved", "reversed") and rec.event is not None:
             self.update(session, rec.change, rec.event.id, now)
+        return True
 
-    def alert(self, session: Session, change: Change, now: datetime) -> None:
+    def alert(self, session: Session, change: Change, now: datetime, backfill: bool = False,
+              reported: datetime | None = None) -> bool:
+        """Alert every notifier that wants the change. Not when it is old news: a change found only by
+        re-extraction, or by the first poll of a new source (which holds its whole archive), alerts
+        only while its effective date (for the first poll, else its report's date) is ahead or at
+        most extract.alert_window back."""
         if change.found_by == "reextract" and not self._still_relevant(change, now):
-            return  # an extractor upgrade found an old change: recorded, but it is not news
+            return False  # an extractor upgrade found an old change: recorded, but it is not news
+        if backfill and not self._still_relevant(change, now, reported):
+            return False
         for n in self.notifiers:
             if wants(n, change):
                 session.add(_row(change.id, n.name, "alert", "", digest_slot(n, now), now))
                 if n.reminders:
                     self._plan_reminders(session, change, n, now)
+        return True
 
     def update(self, session: Session, change: Change, event_id: int, now: datetime) -> None:
         """One update message to every notifier that was told of the change; reminders follow the
@@ -130,10 +151,12 @@ class Planner:
                 self._plan_reminders(session, change, n, now)
         return queued
 
-    def _still_relevant(self, change: Change, now: datetime) -> bool:
+    def _still_relevant(self, change: Change, now: datetime, reported: datetime | None = None) -> bool:
+        cutoff = now - self.settings.extract.alert_window
         if change.effective_date is None:
-            return False
-        return change.effective_date >= (now - self.settings.extract.alert_window).date()
+            reported = as_utc(reported)
+            return reported is not None and reported >= cutoff
+        return change.effective_date >= cutoff.date()
 
     def reminder_times(self, change: Change) -> list[tuple[timedelta, datetime]]:
         """Each configured offset before the effective date, at the configured local time of day."""
@@ -169,19 +192,19 @@ class Planner:
         if since is None or source.ops_alerted or now - since < self.settings.ops.failing_after:
             return
         source.ops_alerted = True
-        payload = {"event": "failing", "source": source.name, "url": source.url, "error": source.last_error,
+        payload = {"event": "failing", "source": source.name, "url": mask_url(source.url), "error": source.last_error,
                    "since": since.isoformat(), "failures": source.failures}
         for n in self.notifiers:
             if n.ops and n.enabled:
-                session.add(_row(None, n.name, "ops", f"fail:{source.name}:{since.isoformat()}", now, now, payload))
+                session.add(_row(None, n.name, "ops", ops_key("fail", source.name, since), now, now, payload))
 
     def on_source_recovered(self, session: Session, source: Source, since: datetime | None, now: datetime) -> None:
         """One operator message when a source that was reported failing works again."""
         if not source.ops_alerted:
             return
         source.ops_alerted = False
-        payload = {"event": "recovered", "source": source.name, "url": source.url,
+        payload = {"event": "recovered", "source": source.name, "url": mask_url(source.url),
                    "since": since.isoformat() if since else None}
         for n in self.notifiers:
             if n.ops and n.enabled:
-                session.add(_row(None, n.name, "ops", f"ok:{source.name}:{now.isoformat()}", now, now, payload))
+                session.add(_row(None, n.name, "ops", ops_key("ok", source.name, now), now, now, payload))

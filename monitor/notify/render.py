@@ -1,9 +1,12 @@
 """Messages from templates, in the format each channel takes (text, Markdown, HTML).
 
 Everything that comes from an article (titles, evidence, source names) is third-party text: it is
-escaped for the target format and stripped of mentions, so a hostile title cannot inject markup,
-links or an @all. Long messages are fitted to the channel's own length limit by shortening the
-evidence at a sentence and listing fewer sources, never by applying one channel's limit to all.
+escaped for the target format and stripped of mentions, control characters and bidi overrides, so
+a hostile title cannot inject markup, links, an @all, a terminal escape or reversed text. Long
+messages are fitted to the channel's own length limit by shortening fields before they are escaped
+(titles first, then the evidence at a sentence) and listing fewer sources, never by cutting the
+rendered markup (a 1 MB title once cut an HTML message inside an <a> and lost its footer), and
+never by applying one channel's limit to all.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 
 from monitor.clock import as_utc
 from monitor.extract.lexicon import Lexicon
+from monitor.sanitize import for_display, mask_url
 from monitor.store.models import Change
 
 FORMATS = ("text", "markdown", "html")
@@ -56,9 +60,10 @@ class Message:
     format: str
 
 
-def inert(text: str) -> str:
-    """No channel may read article text as a mention or a Slack/Discord control sequence."""
-    return _MENTION.sub("@\u200b", text).replace("<!", "<\u200b!")
+def inert(text: str, newlines: bool = True) -> str:
+    """No channel may read article text as a mention or a Slack/Discord control sequence, and no
+    reader's terminal or mail client may see its control or bidi-override characters."""
+    return _MENTION.sub("@\u200b", for_display(text, newlines=newlines)).replace("<!", "<\u200b!")
 
 
 def escape(text: Any, fmt: str) -> str:
@@ -79,7 +84,7 @@ def safe_url(url: str | None) -> str | None:
 
 def cut(text: str, limit: int) -> str:
     """Shorten at a sentence end when one is near, so a quote never stops mid-word."""
-    text = " ".join(text.split())
+    text = " ".join(text[: limit * 4 + 100].split())  # a 1 MB field is not split whole
     if len(text) <= limit:
         return text
     head = text[:limit]
@@ -99,9 +104,22 @@ def days_left(effective: date | None, now: datetime, tz: str | None, lang: str) 
     return "today" if n == 0 else f"{-n} day{'s' if n != -1 else ''} ago"
 
 
+def shorten(text: str | None, limit: int) -> str | None:
+    """A title or name to at most ``limit`` characters, on one line."""
+    if text is None:
+        return None
+    flat = " ".join(text[: limit * 4 + 100].split())
+    return flat if len(flat) <= limit else flat[: max(1, limit - 1)].rstrip() + "…"
+
+
+#: Field limits tried in turn until a message fits the channel: (evidence, sources listed, titles).
+FITS = [(600, 10, 200), (300, 5, 120), (150, 3, 80), (80, 1, 40), (40, 1, 20), (20, 0, 10)]
+
+
 class Renderer:
-    def __init__(self, lexicon: Lexicon, templates_dir: str | None = None) -> None:
+    def __init__(self, lexicon: Lexicon, templates_dir: str | None = None, tz: Any = None) -> None:
         self.lexicon = lexicon
+        self.tz = tz     # display.timezone, for the times in operator messages (None: local)
         loaders: list[Any] = []
         if templates_dir:
             loaders.append(FileSystemLoader(templates_dir))
@@ -111,7 +129,7 @@ class Renderer:
 
     # -- values ------------------------------------------------------------------------------------
     def change_view(self, change: Change, lang: str, fmt: str, now: datetime, evidence_limit: int,
-                    max_sources: int) -> dict[str, Any]:
+                    max_sources: int, title_limit: int = 200) -> dict[str, Any]:
         words = WORDS[lang]
         e: Callable[[Any], str] = lambda v: escape(v, fmt)  # noqa: E731
         platform = self.lexicon.platforms.get(change.platform)
@@ -121,7 +139,7 @@ class Renderer:
         for m in change.mentions:
             entry = m.entry
             published = as_utc(entry.published)
-            sources.append({"title": entry.title, "url": entry.url, "source": entry.source.name,
+            sources.append({"title": shorten(entry.title, title_limit), "url": entry.url, "source": entry.source.name,
                             "published": published.date().isoformat() if published else None})
         return {
             "id": change.id,
@@ -145,7 +163,7 @@ class Renderer:
         words = WORDS[lang]
         head = words["title"][kind]
         if change is None:
-            return inert(f"{head} {extra}".strip())
+            return inert(f"{head} {extra}".strip(), newlines=False)
         platform = self.lexicon.display(change.platform, lang)
         targets = words["sep"].join(self.lexicon.display(t, lang) for t in change.targets or [])
         when = change.effective_date.isoformat() if change.effective_date else words["no_date"]
@@ -154,7 +172,7 @@ class Renderer:
         else:
             of = f" of {targets}" if targets else ""
             text = f"{head} {platform} {words['action'][change.action]} {words['link'][change.link_type]}{of} ({when})"
-        return inert(text + (f" {extra}" if extra else ""))
+        return inert(text + (f" {extra}" if extra else ""), newlines=False)
 
     # -- rendering ---------------------------------------------------------------------------------
     def helpers(self, fmt: str) -> dict[str, Callable[..., str]]:
@@ -186,27 +204,63 @@ class Renderer:
                name: str = "", budget: int | None = None) -> Message:
         """The message; when ``budget`` (the channel's body limit) is given, shortened to fit it."""
         template = self.env.get_template(f"message.{lang}.j2")
-        attempts = [(600, 10), (300, 5), (150, 3), (80, 1)]
         body = ""
-        for evidence_limit, max_sources in attempts:
+        for evidence_limit, max_sources, title_limit in FITS:
             ctx: dict[str, Any] = {
-                "kind": kind, "name": name, "days_before": days_before, "ops": ops or {}, "event": event or {},
-                "c": self.change_view(change, lang, fmt, now, evidence_limit, max_sources) if change else None,
-                "items": [{"kind": k, "c": self.change_view(ch, lang, fmt, now, evidence_limit, max_sources)}
+                "kind": kind, "name": shorten(name, title_limit), "days_before": days_before,
+                "ops": self.ops_view(ops or {}, evidence_limit), "event": event or {},
+                "c": self.change_view(change, lang, fmt, now, evidence_limit, max_sources, title_limit)
+                if change else None,
+                "items": [{"kind": k, "c": self.change_view(ch, lang, fmt, now, evidence_limit, max_sources,
+                                                            title_limit)}
                           for k, ch in (items or [])],
                 **self.helpers(fmt),
             }
             body = template.render(**ctx).strip()
             if fmt == "html":
-                body = body.replace("\n", "<br>\n")
+                # <br> alone: a newline after it becomes a stray leading space on every line of the
+                # plain-text part mail clients show (apprise derives it from the HTML)
+                body = body.replace("\n", "<br>")
             if budget is None or len(body) <= budget:
                 break
         if budget is not None and len(body) > budget:
-            body = body[: max(0, budget - 2)] + " …"
+            body = _whole_lines(body, budget, "<br>" if fmt == "html" else "\n")
         extra = ""
         if kind == "digest":
             extra = f"({len(items or [])})"
         elif kind == "ops" and ops:
             extra = f"{ops.get('source')}: {'failing' if ops.get('event') == 'failing' else 'recovered'}"
         return Message(self.title(kind, lang, change if kind not in ("digest", "ops") else None, extra), body, fmt)
+
+    def ops_view(self, ops: dict[str, Any], limit: int) -> dict[str, Any]:
+        """An operator message's facts as people read them: the time in the display zone to the
+        minute, the URL masked, the error shortened."""
+        if not ops:
+            return {}
+        view = dict(ops)
+        since = ops.get("since")
+        if since:
+            try:
+                when = datetime.fromisoformat(str(since)).astimezone(self.tz)
+                view["since"] = when.strftime("%Y-%m-%d %H:%M ") + (when.strftime("%Z") or when.strftime("%z"))
+            except ValueError:
+                pass
+        if ops.get("url"):
+            view["url"] = mask_url(str(ops["url"]))
+        if ops.get("error"):
+            view["error"] = shorten(str(ops["error"]), max(limit, 80))
+        return view
+
+
+def _whole_lines(body: str, budget: int, newline: str) -> str:
+    """The last resort for a budget smaller than the shortest message: whole lines only. Every line
+    of the templates closes the markup it opens, so this never cuts inside a tag."""
+    kept: list[str] = []
+    size = len(newline) + 1
+    for line in body.split(newline):
+        if size + len(line) + len(newline) > budget:
+            break
+        kept.append(line)
+        size += len(line) + len(newline)
+    return newline.join(kept) + (newline + "…" if kept else "…")
 

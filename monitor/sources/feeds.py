@@ -1,7 +1,12 @@
 """Feeds (RSS, Atom, RDF, JSON Feed) to items, with the encoding the server or document declares.
 
 feedparser is given the raw bytes and the response headers, not decoded text, so a charset in the
-Content-Type header or the XML prolog (GB2312, GBK, Big5, ...) decides how Chinese is read.
+Content-Type header or the XML prolog (GB2312, GBK, Big5, ...) decides how Chinese is read; when
+that charset does not fit the bytes, the document is recoded first (charset.recode_feed).
+
+Feeds are third-party input of any shape: a document too big for the parser to finish in time is
+refused before parsing (``limits.precheck``), and JSON Feed fields of the wrong type are read as
+absent rather than trusted.
 """
 
 from __future__ import annotations
@@ -16,9 +21,30 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
 
+from monitor.sources import limits
+from monitor.sources.charset import looks_garbled, recode_feed
+
 
 class ParseError(Exception):
     """The response is not a feed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    items: list["FeedItem"]
+    note: str | None = None       # the declared charset was not used (for the log)
+    garbled: bool = False         # the text still reads as mojibake
+
+
+#: The longest GUID stored; a longer one is kept recognisable by a hash of all of it.
+MAX_GUID = 512
+
+
+def guid_of(value: object) -> str:
+    text = str(value)
+    if len(text) <= MAX_GUID:
+        return text
+    return text[:MAX_GUID - 72] + "#sha256:" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,33 +111,52 @@ def _json_feed(content: bytes) -> list[FeedItem] | None:
         return None
     if not isinstance(doc, dict) or "jsonfeed.org" not in str(doc.get("version", "")):
         return None
+    raw_items = doc.get("items")
+    if not isinstance(raw_items, list):
+        return []
     items = []
-    for it in doc.get("items") or []:
+    for it in raw_items:
         if not isinstance(it, dict):
             continue
-        url = it.get("url") or it.get("external_url")
+        url = next((v.strip() for v in (it.get("url"), it.get("external_url")) if isinstance(v, str) and v.strip()),
+                   None)
         published = None
         for key in ("date_published", "date_modified"):
-            if it.get(key):
+            value = it.get(key)
+            if isinstance(value, str) and value:
                 try:
-                    published = datetime.fromisoformat(str(it[key]).replace("Z", "+00:00"))
+                    published = datetime.fromisoformat(value.replace("Z", "+00:00"))
                     if published.tzinfo is None:
                         published = published.replace(tzinfo=timezone.utc)
                     break
                 except ValueError:
                     pass
-        body = str(it.get("content_html") or it.get("content_text") or it.get("summary") or "")
-        title = str(it.get("title") or "")
-        guid = str(it.get("id") or url or hashlib.sha256((title + body).encode()).hexdigest())
-        items.append(FeedItem(guid=guid, title=title, url=url, published=published, body=body))
+        body = next((v for v in (it.get("content_html"), it.get("content_text"), it.get("summary"))
+                     if isinstance(v, str) and v), "")
+        raw_title = it.get("title")
+        title = raw_title.strip() if isinstance(raw_title, str) else ""
+        ident = it.get("id")
+        ident = str(ident) if isinstance(ident, (str, int)) and not isinstance(ident, bool) and str(ident) else None
+        guid = ident or url or hashlib.sha256((title + body).encode("utf-8", "replace")).hexdigest()
+        items.append(FeedItem(guid=guid_of(guid), title=title, url=url, published=published, body=body))
     return items
 
 
 def parse_feed(content: bytes, headers: dict[str, str], base_url: str) -> list[FeedItem]:
     """The items of a feed document; raise ParseError when it is not a feed at all."""
+    return parse_feed_checked(content, headers, base_url).items
+
+
+def parse_feed_checked(content: bytes, headers: dict[str, str], base_url: str) -> Parsed:
+    """The items of a feed document, and what the charset handling had to say about it; raise
+    ParseError when it is not a feed at all, or too big to parse in bounded time."""
     json_items = _json_feed(content)
     if json_items is not None:
-        return json_items
+        return Parsed(json_items, garbled=_garbled(json_items))
+    problem = limits.precheck(content, items=True)
+    if problem:
+        raise ParseError(problem)
+    content, headers, note = recode_feed(content, headers)
     # No sanitising or URI rewriting inside content: bodies become plain text before anyone reads
     # them (and are escaped again for each channel), and this halves the parse time.
     parsed = feedparser.parse(content, response_headers={**headers, "content-location": base_url},
@@ -125,5 +170,10 @@ def parse_feed(content: bytes, headers: dict[str, str], base_url: str) -> list[F
         title = (e.get("title") or "").strip()
         body = _body(e)
         guid = e.get("id") or url or hashlib.sha256((title + body).encode("utf-8")).hexdigest()
-        items.append(FeedItem(guid=str(guid)[:512], title=title, url=url, published=_when(e), body=body))
-    return items
+        items.append(FeedItem(guid=guid_of(guid), title=title, url=url if isinstance(url, str) else None,
+                              published=_when(e), body=body))
+    return Parsed(items, note, _garbled(items))
+
+
+def _garbled(items: list[FeedItem]) -> bool:
+    return looks_garbled(" ".join(f"{it.title} {it.body[:300]}" for it in items[:20]))

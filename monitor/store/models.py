@@ -58,6 +58,13 @@ class Source(Base):
     next_poll: Mapped[datetime | None]
     entries_seen: Mapped[int] = mapped_column(Integer, default=0)
     ops_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A poll in progress is leased: one worker (daemon or `once`) writes its id and an expiry with a
+    # conditional UPDATE, and another may take the source only once the lease has expired.
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None]
+    # What the last successful poll wants the user to know (text that still looks garbled, items
+    # dropped over the cap); shown by `sources`.
+    last_warning: Mapped[str | None] = mapped_column(Text)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="source")
 

@@ -8,16 +8,18 @@ import binascii
 import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from sqlalchemy import Select, Text, and_, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from monitor.clock import as_utc
-from monitor.config import SourceConfig
-from monitor.extract.model import PolicyChange
-from monitor.sources.feeds import FeedItem, canonical_url
 from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Label, Mention, PageVersion, Source
+
+if TYPE_CHECKING:  # the queries the CLI runs need neither the extractor nor the feed parser loaded
+    from monitor.config import SourceConfig
+    from monitor.extract.model import PolicyChange
+    from monitor.sources.feeds import FeedItem
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -41,19 +43,22 @@ def get_source(session: Session, name: str, lock: bool = False) -> Source:
 
 
 def record_success(session: Session, source: Source, now: datetime, interval: timedelta,
-                   etag: str | None, last_modified: str | None, new_entries: int) -> None:
+                   etag: str | None, last_modified: str | None, new_entries: int, owner: str | None = None,
+                   warning: str | None = None) -> None:
     source.status = "ok"
     source.last_polled = source.last_success = now
     source.last_error = None
+    source.last_warning = warning
     source.failures = 0
     source.failing_since = None
     source.next_poll = now + interval
     source.etag, source.last_modified = etag, last_modified
     source.entries_seen = (source.entries_seen or 0) + new_entries
+    release_lease(source, owner)
 
 
 def record_failure(session: Session, source: Source, now: datetime, error: str, interval: timedelta,
-                   max_backoff: timedelta, retry_after: float | None = None) -> timedelta:
+                   max_backoff: timedelta, retry_after: float | None = None, owner: str | None = None) -> timedelta:
     """Back off exponentially (interval, 2x, 4x ... up to ``max_backoff``) but never give up; a server's
     Retry-After is honoured when it asks for longer."""
     source.status = "failing"
@@ -65,18 +70,53 @@ def record_failure(session: Session, source: Source, now: datetime, error: str, 
     if retry_after:
         delay = max(delay, timedelta(seconds=retry_after))
     source.next_poll = now + delay
+    release_lease(source, owner)
     return delay
 
 
-def claim_poll(session: Session, name: str, now: datetime, slack: timedelta, interval: timedelta) -> bool:
-    """Take the next poll of a source if it is due (within ``slack``), atomically: the conditional
-    UPDATE succeeds for one worker only, which moves ``next_poll`` ahead; the poll itself then sets
-    the real next time (the interval on success, the backoff on failure)."""
-    result = session.execute(
-        update(Source).where(Source.name == name,
-                             or_(Source.next_poll.is_(None), Source.next_poll <= now + slack))
-        .values(next_poll=now + interval).execution_options(synchronize_session=False))
+def release_lease(source: Source, owner: str | None) -> None:
+    """Give the source back, if this worker still holds it (a lease that expired and was taken by
+    another worker is theirs)."""
+    if owner is not None and source.lease_owner == owner:
+        source.lease_owner = source.lease_until = None
+
+
+def claim_poll(session: Session, name: str, owner: str, now: datetime, lease: timedelta,
+               due_by: datetime | None = None) -> bool:
+    """Lease the next poll of a source: one conditional UPDATE, which succeeds for one worker only,
+    and only when no other worker holds an unexpired lease on it. With ``due_by``, also only when
+    the source is due by then (the daemon's scheduled polls; `once` polls whatever is not leased).
+    The poll gives the lease back when it records its outcome (``release_lease``); a worker killed
+    meanwhile leaves a lease that simply expires."""
+    cond = [Source.name == name, or_(Source.lease_until.is_(None), Source.lease_until <= now)]
+    if due_by is not None:
+        cond.append(or_(Source.next_poll.is_(None), Source.next_poll <= due_by))
+    result = session.execute(update(Source).where(*cond).values(lease_owner=owner, lease_until=now + lease)
+                             .execution_options(synchronize_session=False))
     return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
+
+
+def renew_lease(session: Session, name: str, owner: str, until: datetime) -> bool:
+    """Extend a lease this worker holds (a long poll: many followed pages); False when it was lost."""
+    result = session.execute(update(Source).where(Source.name == name, Source.lease_owner == owner)
+                             .values(lease_until=until).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def leases(session: Session) -> list[tuple[str, str]]:
+    return [(n, o) for n, o in session.execute(select(Source.name, Source.lease_owner)
+                                                 .where(Source.lease_owner.is_not(None))) if o is not None]
+
+
+def free_leases(session: Session, names_and_owners: Iterable[tuple[str, str]]) -> int:
+    """Release the given leases (each only if still held by that owner)."""
+    n = 0
+    for name, owner in names_and_owners:
+        result = session.execute(update(Source).where(Source.name == name, Source.lease_owner == owner)
+                                 .values(lease_owner=None, lease_until=None)
+                                 .execution_options(synchronize_session=False))
+        n += bool(getattr(result, "rowcount", 0))
+    return n
 
 
 def list_sources(session: Session) -> Sequence[Source]:
@@ -114,6 +154,8 @@ def new_items(session: Session, source: Source, items: Sequence[FeedItem]) -> li
     its GUIDs) by canonical URL, nor by identical content. Also drops repeats within ``items``."""
     if not items:
         return []
+    from monitor.sources.feeds import canonical_url
+
     guids = {it.guid for it in items}
     canons = {c for it in items if (c := canonical_url(it.url))}
     hashes = {it.content_hash for it in items}
@@ -143,6 +185,8 @@ def new_items(session: Session, source: Source, items: Sequence[FeedItem]) -> li
 def add_entries(session: Session, source: Source, items: Sequence[FeedItem], lang: str | None,
                 now: datetime) -> list[Entry]:
     """Store items already known to be new (see ``new_items``), in one flush."""
+    from monitor.sources.feeds import canonical_url
+
     entries = []
     for item in items:
         canon = canonical_url(item.url)
@@ -188,28 +232,35 @@ def _compatible(row: Change, found: PolicyChange, date_fixed: bool = False) -> b
     return True
 
 
-def _moves_date(row: Change, found: PolicyChange, reported: datetime) -> bool:
+def _first_reported(session: Session, row: Change) -> datetime:
+    """When a change was first reported: its earliest mention's publication time (else when it was
+    first seen). Compared with a new report's publication time, never with the clock: a poll that
+    reads 2023 news in 2026 must judge it as 2023 did."""
+    earliest = session.scalar(select(func.min(Entry.published)).join(Mention, Mention.entry_id == Entry.id)
+                              .where(Mention.change_id == row.id))
+    first = as_utc(earliest) or as_utc(row.first_seen)
+    assert first is not None
+    return first
+
+
+def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
     """A later report of the same rule with another date moves it ("推迟至4月1日"), as long as the old
     date was still ahead (or just passed) when the report came and the two dates are close."""
     if row.action != found.action or not _targets_overlap(row, found) or row.status != "active":
         return False
     if not (row.effective_date and found.effective_date and row.effective_date != found.effective_date):
         return False
-    first = as_utc(row.first_seen)
-    assert first is not None
     return (abs(found.effective_date - row.effective_date) <= MOVE_WINDOW
             and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first)
 
 
-def _reverses(row: Change, found: PolicyChange, reported: datetime) -> bool:
+def _reverses(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
     """An opposite report (allow after a ban) about the same platform and targets, soon after."""
     if row.status != "active" or found.action not in _OPPOSITE.get(row.action, set()):
         return False
     if not row.targets or not found.targets or not set(row.targets) & set(found.targets):
         if row.targets or found.targets:
             return False
-    first = as_utc(row.first_seen)
-    assert first is not None
     return first <= reported <= first + REVERSAL_WINDOW
 
 
@@ -322,13 +373,14 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     for row in candidates:
         if row.id in existing_mention or row.status == "withdrawn":
             continue  # re-extraction of an entry already counted: never an update of its own change
-        if _moves_date(row, found, reported) and row.id not in date_fixed:
+        first = _first_reported(session, row)
+        if _moves_date(row, found, reported, first) and row.id not in date_fixed:
             added = mention(row)
             ev = event(row, "date_moved", row.effective_date, found.effective_date)
             row.effective_date = found.effective_date
             session.flush()
             return Recorded(row, "date_moved", added, ev)
-        if _reverses(row, found, reported):
+        if _reverses(row, found, reported, first):
             added = mention(row)
             ev = event(row, "reversed", row.action, found.action)
             row.status = "reversed"
@@ -537,6 +589,8 @@ def latest_change(session: Session) -> Change | None:
 
 # -- outbox ----------------------------------------------------------------------------------------
 DUE = ("pending", "failed")
+#: Statuses in which a row is not waiting for an attempt: its next_attempt means nothing.
+SETTLED = ("sent", "dead", "cancelled", "skipped", "unknown")
 
 
 def due_notifiers(session: Session, now: datetime) -> list[str]:
@@ -561,11 +615,20 @@ def claim_due(session: Session, now: datetime, notifier: str, lease: timedelta, 
     return rows
 
 
-def mark_sent(delivery: Delivery, now: datetime) -> None:
+def mark_sent(delivery: Delivery, now: datetime, note: str | None = None) -> None:
     delivery.status = "sent"
     delivery.attempts += 1
-    delivery.sent_at = now
-    delivery.last_error = None
+    delivery.sent_at = delivery.next_attempt = now
+    delivery.last_error = note
+
+
+def mark_unknown(delivery: Delivery, now: datetime, error: str) -> None:
+    """The send timed out after it may have gone out: never retried on its own (a retry could only
+    add a copy); `deliveries retry ID` sends it again if the recipient did not get it."""
+    delivery.attempts += 1
+    delivery.status = "unknown"
+    delivery.last_error = error
+    delivery.next_attempt = now
 
 
 def mark_failed(delivery: Delivery, now: datetime, error: str, max_attempts: int, base: timedelta,
@@ -574,6 +637,7 @@ def mark_failed(delivery: Delivery, now: datetime, error: str, max_attempts: int
     delivery.last_error = error
     if delivery.attempts >= max_attempts:
         delivery.status = "dead"
+        delivery.next_attempt = now
         return
     delivery.status = "failed"
     delivery.next_attempt = now + min(base * (2 ** (delivery.attempts - 1)), cap)
@@ -617,12 +681,13 @@ def list_deliveries(session: Session, status: str | None = None, change_id: int 
 
 
 def retry_deliveries(session: Session, now: datetime, ids: Sequence[int] = (), all_dead: bool = False) -> int:
-    """Make dead (or failed) deliveries due again, with a fresh attempt budget."""
+    """Make dead, failed or unknown (timed out, may have been sent) deliveries due again, with a fresh
+    attempt budget."""
     stmt = select(Delivery)
     if all_dead:
         stmt = stmt.where(Delivery.status == "dead")
     else:
-        stmt = stmt.where(Delivery.id.in_(ids), Delivery.status.in_(("dead", "failed")))
+        stmt = stmt.where(Delivery.id.in_(ids), Delivery.status.in_(("dead", "failed", "unknown")))
     n = 0
     for d in session.scalars(stmt):
         d.status, d.attempts, d.next_attempt = "pending", 0, now
