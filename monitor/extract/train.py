@@ -89,10 +89,10 @@ def read_corpus(path: Path) -> list[tuple[dict[str, Any], Any]]:
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{path}:{n}: not JSON: {exc.msg}") from exc
         if not isinstance(obj, dict) or "id" not in obj:
-            raise CorpusError(f"{path}:{n}: a corpus line needs an 'id'")
+            raise CorpusError(f"{path}:{n}: missing field 'id' (a corpus line is an article with an id and a label)")
         label = obj.get("label")
         if not isinstance(label, dict) or "is_link_policy_change" not in label:
-            raise CorpusError(f"{path}:{n}: a corpus line needs a 'label' with 'is_link_policy_change' "
+            raise CorpusError(f"{path}:{n}: missing field 'label' with 'is_link_policy_change' "
                               "(see ../shared/corpus/README.md)")
         rows.append(obj)
         kept.append(line)
