@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,9 @@ from monitor.notify.planner import Planner
 from monitor.notify.render import Renderer
 from monitor.sources.fetch import Fetcher, FetchLimits
 from monitor.store import db, repo
+
+if TYPE_CHECKING:
+    from monitor.sources.browser import Browser
 
 log = logging.getLogger("monitor")
 
@@ -74,6 +78,14 @@ class App:
     def fetcher(self) -> Fetcher:
         return Fetcher(self.fetch_limits)
 
+    @cached_property
+    def browser(self) -> Browser:
+        """The headless Chromium of ``kind = "browser"`` sources: made here, started on first use."""
+        from monitor.sources.browser import Browser
+
+        limits = self.fetch_limits
+        return Browser(self.config.settings.browser, limits.user_agent, limits.max_bytes, self.fetcher.host_turn)
+
     def _log_events(self) -> None:
         """One log line per event that matters, always naming the source."""
         self.bus.subscribe(SourcePolled, lambda e: log.info(
@@ -89,6 +101,8 @@ class App:
             "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id))
 
     def close(self) -> None:
+        if "browser" in self.__dict__:
+            self.browser.close()
         if "fetcher" in self.__dict__:
             self.fetcher.close()
         self.engine.dispose()

@@ -25,7 +25,7 @@ from monitor.events import (
     SourcePolled,
 )
 from monitor.extract.model import Article, PolicyChange
-from monitor.sources import pages
+from monitor.sources import filters, json_api, pages
 from monitor.sources.charset import decode_html
 from monitor.sources.feeds import FeedItem, ParseError, parse_feed
 from monitor.sources.fetch import FetchError, FetchResult
@@ -50,7 +50,7 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
         etag, last_modified = src.etag, src.last_modified
     timeout = cfg.timeout.total_seconds() if cfg.timeout else None
     try:
-        result = app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
+        result = _fetch(app, cfg, etag, last_modified, timeout)
     except FetchError as exc:
         return _fail(app, cfg, str(exc), exc.retry_after)
     if result.not_modified:
@@ -60,15 +60,18 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
         return PollOutcome(cfg.name, True)
     try:
         version: PendingVersion | None = None
-        if cfg.kind == "page":
+        if cfg.parses_as == "page":
             items, version = _page_change(app, cfg, result)
-        elif cfg.kind == "page-list":
+        elif cfg.parses_as == "page-list":
             html = decode_html(result.content, result.headers.get("content-type"))
             sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link,
                                       cfg.selectors.date)
             items = pages.parse_list(html, result.url, sel)
+        elif cfg.kind == "json":
+            items = json_api.parse(result.content, result.headers, result.url, cfg)
         else:
             items = parse_feed(result.content, result.headers, result.url)
+        items = filters.apply(items, cfg.include, cfg.exclude)
     except (ParseError, pages.PageError) as exc:
         return _fail(app, cfg, str(exc))
     except Exception as exc:  # a parser on pathological input: still just this source's problem
@@ -78,6 +81,16 @@ def poll(app: App, cfg: SourceConfig) -> PollOutcome:
     new_entries, changes = _store(app, cfg, items, result, version)
     app.bus.publish(SourcePolled(cfg.name, len(items), new_entries, False))
     return PollOutcome(cfg.name, True, new_entries=new_entries, changes=changes)
+
+
+def _fetch(app: App, cfg: SourceConfig, etag: str | None, last_modified: str | None,
+           timeout: float | None) -> FetchResult:
+    """The source's document: rendered by the shared browser, asked of a JSON API, or fetched."""
+    if cfg.kind == "browser":
+        return app.browser.render(cfg, timeout)
+    if cfg.kind == "json":
+        return json_api.fetch(app.fetcher, cfg, etag, last_modified, timeout)
+    return app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResu
     one transaction."""
     with app.sessions() as s:
         fresh = repo.new_items(s, repo.get_source(s, cfg.name), items)
-    if cfg.follow and cfg.kind != "page":
+    if cfg.follow and cfg.parses_as != "page":
         fresh = [_follow(app, cfg, it) for it in fresh]
     if not fresh:
         with app.sessions.begin() as s:
@@ -117,7 +130,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResu
         for item, entry in zip(fresh, entries):
             events.append(EntryDiscovered(cfg.name, entry.id, entry.title))
             article = Article(id=str(entry.id), title=item.title, body=item.body, published=item.published,
-                              lang=lang, url=item.url, platform_hint=cfg.platform, watched=cfg.kind == "page")
+                              lang=lang, url=item.url, platform_hint=cfg.platform, watched=cfg.parses_as == "page")
             try:
                 found = app.extractor.extract(article)
             except Exception:  # an extractor bug must not lose the entry; reextract can redo it

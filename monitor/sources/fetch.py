@@ -10,6 +10,7 @@ link-local targets unless the operator allows them).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -127,12 +128,18 @@ class Fetcher:
         finally:
             slot.release()
 
+    def host_turn(self, host: str) -> contextlib.AbstractContextManager[None]:
+        """The host's politeness (concurrency, delay) for a request made by other means (a browser)."""
+        return self._host_turn(host.lower())
+
     def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None,
-              timeout: float | None = None, followed: bool = False) -> FetchResult:
+              timeout: float | None = None, followed: bool = False, method: str = "GET",
+              body: bytes | None = None, headers: dict[str, str] | None = None) -> FetchResult:
         """GET ``url`` with the validators of the last successful poll; raise FetchError on any failure.
 
         ``followed`` marks a link found in content rather than configured by the operator: it must
-        point to a public address unless fetch.allow_private is set.
+        point to a public address unless fetch.allow_private is set. ``method``, ``body`` and
+        ``headers`` serve JSON APIs (a POST with a query in its body; ``headers`` replace the defaults).
         """
         limits = self.limits
         parts = urlsplit(url)
@@ -145,6 +152,7 @@ class Fetcher:
         if blocked > 0:
             raise FetchError(f"{host} asked to wait (Retry-After) for {blocked:.0f}s more", retry_after=blocked)
         total = timeout or limits.timeout
+        extra_headers = headers
         headers = {"User-Agent": limits.user_agent, "Accept-Encoding": "gzip, deflate",
                    "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
                              "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"}
@@ -152,14 +160,16 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        headers.update(extra_headers or {})
         with self._host_turn(host):
-            return self._get(url, headers, total)
+            return self._get(url, headers, total, method, body)
 
-    def _get(self, url: str, headers: dict[str, str], total: float) -> FetchResult:
+    def _get(self, url: str, headers: dict[str, str], total: float, method: str = "GET",
+             body: bytes | None = None) -> FetchResult:
         limits = self.limits
         deadline = time.monotonic() + total
         try:
-            with self._client.stream("GET", url, headers=headers,
+            with self._client.stream(method, url, headers=headers, content=body,
                                      timeout=httpx.Timeout(total, connect=min(limits.connect_timeout, total))) as resp:
                 if resp.status_code == 304:
                     return FetchResult(304, str(resp.url), etag=headers.get("If-None-Match"),
