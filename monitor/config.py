@@ -175,6 +175,7 @@ class BrowserConfig(_Strict):
     executable: str | None = None   # default: chromium on PATH, else playwright's own browser
     pages: int = Field(default=2, ge=1, le=16)   # pages rendered at the same time
     timeout: Duration = timedelta(seconds=45)    # per page, unless the source sets its own timeout
+    keep_alive: Duration = timedelta(minutes=5)  # an idle browser is closed after this (memory back)
 
 
 def _check_name(value: str, example: str) -> str:

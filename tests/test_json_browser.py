@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import HTTPServer, Project, Route
+from conftest import HTTPServer, Project, Route, wait_for
 from monitor.config import BrowserConfig, ConfigError, SourceConfig, load
 from monitor.sources import filters, json_api
 from monitor.sources.feeds import FeedItem
@@ -207,7 +207,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 def browser() -> Iterator[Any]:
     from monitor.sources.browser import Browser
 
-    b = Browser(BrowserConfig(executable="/usr/bin/chromium"), "policy-monitor/test", 1_000_000)
+    b = Browser(BrowserConfig(executable="/usr/bin/chromium", keep_alive="1s"), "policy-monitor/test", 1_000_000)
     yield b
     b.close()
 
@@ -230,6 +230,8 @@ def test_browser_failures_say_what_happened(http: HTTPServer, browser: Any) -> N
     # allow_hosts lets the page reach the other host: its notice now shows up too
     allowed = browser.render(cfg("/rules", allow_hosts=["localhost"], selectors={"wait_for": 'a[href="/notice/999"]'}))
     assert "不该出现的公告" in allowed.content.decode() and browser.renders == 2
+    wait_for(lambda: not browser.running, timeout=30)          # idle past keep_alive: closed, memory back
+    assert browser.render(cfg("/rules", selectors={"wait_for": "#notices li"})).status == 200   # started again
 
 
 def test_browser_without_playwright_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,12 @@
 """Pages rendered by a real headless Chromium (``kind = "browser"``), for announcement pages that are
 single-page apps: their HTML is a script, and the notices appear only after it runs.
 
-One browser per process, started on the first browser poll and closed with the app, renders every
-browser source; a semaphore lets a few pages (``[browser] pages``) render at once, each in its own
-context that is closed right after, so nothing (cookies, storage, memory) carries over between
-polls. Playwright's async API runs in one thread of its own, since its objects belong to the thread
+One browser per process, started on the first browser poll, renders every browser source; a
+semaphore lets a few pages (``[browser] pages``) render at once, each in its own context that is
+closed right after, so nothing (cookies, storage, memory) carries over between polls. Chromium and
+playwright's driver hold a few hundred MB, and browser sources poll every hour or two, so the browser
+is closed when no page has been rendered for ``[browser] keep_alive`` (and with the app), and started
+again by the next poll that needs it. Playwright's async API runs in one thread of its own, since its objects belong to the thread
 that made them while polls run on the daemon's worker threads.
 
 What a page may load is limited: requests to hosts other than the page's are aborted unless the
@@ -72,7 +74,9 @@ class Browser:
         self.user_agent = user_agent
         self.max_bytes = max_bytes
         self.politeness = politeness or (lambda _host: nullcontext())
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._active = 0
+        self._idle: threading.Timer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._playwright: Any = None
@@ -125,8 +129,15 @@ class Browser:
 
             self._run(launch(), 60)
 
+    @property
+    def running(self) -> bool:
+        return self._browser is not None
+
     def close(self) -> None:
         with self._lock:
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
             if self._loop is None:
                 return
 
@@ -153,13 +164,34 @@ class Browser:
         total = timeout or self.settings.timeout.total_seconds()
         host = (urlsplit(cfg.url).hostname or "").lower()
         with self.politeness(host):
-            self._ensure()
-            started = time.monotonic()
-            # The render waits for a free page first: its own time cap starts when it has one.
-            result: FetchResult = self._run(self._render(cfg, total), total + 60)
+            with self._lock:
+                self._active += 1
+                if self._idle is not None:
+                    self._idle.cancel()
+                    self._idle = None
+            try:
+                self._ensure()
+                started = time.monotonic()
+                # The render waits for a free page first: its own time cap starts when it has one.
+                result: FetchResult = self._run(self._render(cfg, total), total + 60)
+            finally:
+                with self._lock:
+                    self._active -= 1
+                    if self._active == 0 and self._browser is not None:
+                        self._idle = threading.Timer(self.settings.keep_alive.total_seconds(), self._close_idle)
+                        self._idle.daemon = True
+                        self._idle.start()
         self.renders += 1
         log.debug("source=%s rendered in %.2fs", cfg.name, time.monotonic() - started)
         return result
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            if self._active or self._browser is None or self._idle is not threading.current_thread():
+                return  # a render started meanwhile (and perhaps a newer timer)
+            self._idle = None
+            log.info("browser closed after %s without a page to render", self.settings.keep_alive)
+            self.close()
 
     async def _render(self, cfg: SourceConfig, total: float) -> FetchResult:
         assert self._pages is not None
