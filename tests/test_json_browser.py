@@ -207,7 +207,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
 def browser() -> Iterator[Any]:
     from monitor.sources.browser import Browser
 
-    b = Browser(BrowserConfig(executable="/usr/bin/chromium", keep_alive="1s"), "policy-monitor/test", 1_000_000)
+    b = Browser(BrowserConfig(keep_alive="1s"), "policy-monitor/test", 1_000_000)   # chromium on PATH
     yield b
     b.close()
 
