@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # loaded on first use: a query command needs none of them (ap
     from monitor.notify.render import Renderer
     from monitor.sources.fetch import Fetcher, FetchLimits
 
+if TYPE_CHECKING:
+    from monitor.sources.browser import Browser
+
 log = logging.getLogger("monitor")
 
 
@@ -114,6 +117,14 @@ class App:
 
         return Fetcher(self.fetch_limits)
 
+    @cached_property
+    def browser(self) -> Browser:
+        """The headless Chromium of ``kind = "browser"`` sources: made here, started on first use."""
+        from monitor.sources.browser import Browser
+
+        limits = self.fetch_limits
+        return Browser(self.config.settings.browser, limits.user_agent, limits.max_bytes, self.fetcher.host_turn)
+
     def _log_events(self) -> None:
         """One log line per event that matters, always naming the source."""
         self.bus.subscribe(SourcePolled, lambda e: log.info(
@@ -129,6 +140,8 @@ class App:
             "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id))
 
     def close(self) -> None:
+        if "browser" in self.__dict__:
+            self.browser.close()
         if "fetcher" in self.__dict__:
             self.fetcher.close()
         self.engine.dispose()

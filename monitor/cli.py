@@ -317,10 +317,20 @@ def changes(config_path: str | None, platform: str | None, target: str | None, a
 @main.command()
 @config_option
 @click.option("--format", "fmt", type=FORMAT, default="table", show_default=True)
+@click.option("--catalog", "show_catalog", is_flag=True,
+              help="List the catalog's entries instead (no database needed); `catalog = [...]` in the config "
+                   "turns platforms on.")
+@click.option("--platform", help="With --catalog: only this platform's entries.")
 @guard
-def sources(config_path: str | None, fmt: str) -> None:
-    """Each configured source with its last poll, status, last error and warning."""
+def sources(config_path: str | None, fmt: str, show_catalog: bool, platform: str | None) -> None:
+    """Each configured source with its last poll, status, last error and warning (with --catalog:
+    the shipped catalog of sources, no database needed)."""
     _setup_logging(False, quiet=True)
+    if show_catalog:
+        _catalog_listing(config_path, fmt, platform)
+        return
+    if platform:
+        fail("--platform goes with --catalog", 2)
     from monitor.output import render, zone
     from monitor.records import source_record
     from monitor.store.repo import list_sources, source_change_counts
@@ -333,6 +343,41 @@ def sources(config_path: str | None, fmt: str) -> None:
                 for r in list_sources(s) if r.name in configured]
     click.echo(render(rows, fmt, ["name", "status", "last_polled", "entries_seen", "next_poll", "last_error",
                                   "warning"], zone(app.config.settings.display.timezone)))
+
+
+def _catalog_listing(config_path: str | None, fmt: str, platform: str | None) -> None:
+    """The catalog's entries, with whether this config takes each in (``selected``) and the coverage."""
+    from monitor import catalog
+    from monitor.config import catalog_dir
+    from monitor.output import render
+
+    cfg = _config(config_path) if config_path or _default_config_exists() else None
+    folder = catalog_dir(cfg.path, cfg.settings) if cfg is not None else None
+    try:
+        entries = catalog.load(folder)
+    except catalog.CatalogError as exc:
+        fail(str(exc), 2)
+    taken = {s.name: s.enabled for s in cfg.settings.sources} if cfg is not None else {}
+    if platform:
+        if platform not in catalog.platforms(entries):
+            fail(f"--platform: the catalog has no entry for {platform!r} "
+                 f"(platforms: {', '.join(catalog.platforms(entries))})", 2)
+        entries = [e for e in entries if e.platform == platform]
+    rows = []
+    for e in sorted(entries, key=lambda e: (e.platform, e.status != "verified", e.source.name)):
+        row = e.record()
+        row["selected"] = "on" if taken.get(e.source.name) else "off" if e.source.name in taken else None
+        rows.append(row)
+    if fmt == "json":
+        for row in rows:
+            row["selected"] = row["selected"] == "on"
+    click.echo(render(rows, fmt, ["platform", "name", "kind", "status", "selected", "url"]))
+    if fmt == "table":
+        ids = catalog.platforms(entries)
+        verified = {e.platform for e in entries if e.status == "verified"}
+        click.echo(f"\n{len(entries)} entries for {len(ids)} platforms; {len(verified)} platforms have a "
+                   "verified entry. Turn platforms on with catalog = [\"kuaishou\", ...] in the config; "
+                   "an unverified entry stays off unless you name it there.")
 
 
 @main.command()
@@ -666,7 +711,7 @@ def history(config_path: str | None, source_name: str, diff_ids: tuple[int, int]
         rows = list(versions(s, get_source(s, cfg.name)))
     if not rows:
         click.echo(f"no stored versions of {source_name} yet"
-                   + ("" if cfg.kind == "page" else f" (it is a {cfg.kind} source; history is for kind = \"page\")"))
+                   + ("" if cfg.parses_as == "page" else f" (it is a {cfg.kind} source; history is for watched pages)"))
         return
     by_id = {v.id: v for v in rows}
     if show_id is not None:

@@ -189,6 +189,15 @@ class HttpConfig(_Strict):
         return v.strip() if v is not None else None
 
 
+class BrowserConfig(_Strict):
+    """The headless Chromium that ``kind = "browser"`` sources share (one per process)."""
+
+    executable: str | None = None   # default: chromium on PATH, else playwright's own browser
+    pages: int = Field(default=2, ge=1, le=16)   # pages rendered at the same time
+    timeout: Duration = timedelta(seconds=45)    # per page, unless the source sets its own timeout
+    keep_alive: Duration = timedelta(minutes=5)  # an idle browser is closed after this (memory back)
+
+
 def _check_name(value: str, example: str) -> str:
     """Source and notifier names appear in logs, commands and URLs: keep them plain."""
     if not _NAME.match(value):
@@ -209,16 +218,49 @@ def _css(value: str) -> str:
 Css = Annotated[str, BeforeValidator(lambda v: _css(v) if isinstance(v, str) else v)]
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except (re.error, TypeError) as exc:
+        raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, BeforeValidator(lambda v: _regex(v) if isinstance(v, str) else v)]
+
+
+def _jmespath(value: str) -> str:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        jmespath.compile(value)
+    except JMESPathError as exc:
+        raise ValueError(f"{value!r} is not a JMESPath expression: {str(exc).splitlines()[0]}") from None
+    return value
+
+
 class SelectorsConfig(_Strict):
-    item: Css | None = None
-    title: Css | None = None
-    link: Css | None = None
-    date: Css | None = None
+    """CSS selectors for HTML kinds (item, title, link, date; wait_for for a browser), JMESPath
+    expressions for kind = "json" (items, title, link, date, body): which language a key speaks
+    depends on the source's kind, so they are checked by SourceConfig."""
+
+    item: str | None = None
+    items: str | None = None
+    title: str | None = None
+    link: str | None = None
+    date: str | None = None
+    body: str | None = None
+    wait_for: str | None = None
+
+
+_JSON_SELECTORS = ("items", "title", "link", "date", "body")
+_CSS_SELECTORS = ("item", "title", "link", "date")
 
 
 class SourceConfig(_Strict):
     name: str
-    kind: Literal["feed", "page-list", "page"] = "feed"
+    kind: Literal["feed", "page-list", "page", "json", "browser"] = "feed"
     url: str
     interval: Duration = timedelta(minutes=15)
     lang: Literal["zh", "en", "auto"] = "auto"
@@ -226,9 +268,22 @@ class SourceConfig(_Strict):
     enabled: bool = True
     timeout: Duration | None = None
     follow: bool = False                       # fetch each item's own page for its full text
-    selectors: SelectorsConfig = SelectorsConfig()   # page-list
+    selectors: SelectorsConfig = SelectorsConfig()   # page-list, browser (CSS); json (JMESPath)
     selector: Css | None = None                # page: the part of the page to watch
     ignore: list[Css] = Field(default_factory=list)  # page: parts to leave out (ads, counters)
+    include: list[Regex] = Field(default_factory=list)  # keep only entries whose title or body matches one
+    exclude: list[Regex] = Field(default_factory=list)  # drop entries whose title or body matches one
+    parse: Literal["page-list", "page"] = "page-list"   # browser: read the rendered page as a list or watch it
+    allow_hosts: list[str] = Field(default_factory=list)  # browser: other hosts the page may load from
+    method: Literal["GET", "POST"] = "GET"     # json
+    body: str | dict[str, Any] | None = None   # json, POST: a string sent as is, a table sent as JSON
+    headers: dict[str, str] = Field(default_factory=dict)  # json, browser: extra request headers
+
+    @property
+    def parses_as(self) -> str:
+        """How the fetched document is read: a browser source reads its rendered page as a list or
+        a watched page; every other kind is its own reading."""
+        return self.parse if self.kind == "browser" else self.kind
 
     _name = field_validator("name")(classmethod(lambda cls, v: _check_name(v, "kuaishou-notices")))
 
@@ -238,6 +293,49 @@ class SourceConfig(_Strict):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v
+
+    @model_validator(mode="after")
+    def _by_kind(self) -> "SourceConfig":
+        """Keys whose meaning depends on the kind. A message starting with ``@key:`` is reported
+        under that key of this source (``sources[2].selectors.item``)."""
+        sel = self.selectors
+        if self.kind == "json":
+            for key in ("item", "wait_for"):
+                if getattr(sel, key):
+                    raise ValueError(f"@selectors.{key}: not a selector of kind = \"json\" "
+                                     "(it takes items, title, link, date, body as JMESPath)")
+            for key in ("items", "title"):
+                if not getattr(sel, key):
+                    raise ValueError(f"@selectors.{key}: kind = \"json\" needs it (a JMESPath expression)")
+            for key in _JSON_SELECTORS:
+                value = getattr(sel, key)
+                if value:
+                    try:
+                        _jmespath(value)
+                    except ValueError as exc:
+                        raise ValueError(f"@selectors.{key}: {exc}") from None
+        else:
+            for key in ("items", "body"):
+                if getattr(sel, key):
+                    raise ValueError(f"@selectors.{key}: only kind = \"json\" takes it")
+            if sel.wait_for and self.kind != "browser":
+                raise ValueError("@selectors.wait_for: only kind = \"browser\" takes it")
+            for key in (*_CSS_SELECTORS, "wait_for"):
+                value = getattr(sel, key)
+                if value:
+                    try:
+                        _css(value)
+                    except ValueError as exc:
+                        raise ValueError(f"@selectors.{key}: {exc}") from None
+        if self.kind != "json" and (self.method != "GET" or self.body is not None):
+            raise ValueError(f"@{'method' if self.method != 'GET' else 'body'}: only kind = \"json\" takes it")
+        if self.body is not None and self.method != "POST":
+            raise ValueError("@body: a body is sent only with method = \"POST\"")
+        if self.kind != "browser" and self.allow_hosts:
+            raise ValueError("@allow_hosts: only kind = \"browser\" takes it")
+        if self.headers and self.kind not in ("json", "browser"):
+            raise ValueError("@headers: only kinds \"json\" and \"browser\" take it")
+        return self
 
 
 
@@ -283,6 +381,9 @@ class Settings(_Strict):
     templates: TemplatesConfig = TemplatesConfig()
     http: HttpConfig = HttpConfig()
     display: DisplayConfig = DisplayConfig()
+    browser: BrowserConfig = BrowserConfig()
+    catalog: list[str] = Field(default_factory=list)   # platform ids (or entry names) taken from the catalog
+    catalog_dir: str | None = None                     # another catalog folder (default: the shipped one)
     sources: list[SourceConfig] = Field(default_factory=list)
     notify: list[NotifierConfig] = Field(default_factory=list)
 
@@ -378,6 +479,12 @@ def _expand_env(raw: dict[str, Any], problems: list[tuple[str, str]], secrets: b
     for i, item in enumerate(raw.get("notify") or [] if secrets else []):
         if isinstance(item, dict) and isinstance(item.get("url"), str):
             item["url"] = expand(item["url"], f"notify[{i}].url")
+    for i, item in enumerate(raw.get("sources") or []):
+        headers = item.get("headers") if isinstance(item, dict) else None
+        if isinstance(headers, dict):
+            for k, v in headers.items():
+                if isinstance(v, str):
+                    headers[k] = expand(v, f"sources[{i}].headers.{k}")
     storage = raw.get("storage")
     if isinstance(storage, dict) and isinstance(storage.get("url"), str):
         storage["url"] = expand(storage["url"], "storage.url")
@@ -428,6 +535,34 @@ def load(path: str | os.PathLike[str] | None = None, secrets: bool = True) -> Co
                 msg = "unknown key (check the spelling; see README 'Configuration')"
             if not key and re.match(r"^\w+\[\d+\]\.\w+: ", msg):
                 key, msg = msg.split(": ", 1)
+            if msg.startswith("@") and ": " in msg:
+                sub, msg = msg[1:].split(": ", 1)
+                key = f"{key}.{sub}" if key else sub
             problems.append((key, msg))
         raise ConfigError(cfg_path, problems)
+    if settings.catalog:
+        settings = _with_catalog(cfg_path, settings)
     return Config(path=cfg_path, settings=settings, database_from_env=from_env, secrets=secrets)
+
+
+def catalog_dir(cfg_path: Path, settings: Settings) -> Path | None:
+    """``catalog_dir`` relative to the config file; None for the shipped catalog."""
+    if not settings.catalog_dir:
+        return None
+    p = Path(settings.catalog_dir)
+    return p if p.is_absolute() else cfg_path.parent / p
+
+
+def _with_catalog(cfg_path: Path, settings: Settings) -> Settings:
+    """The settings with the catalog entries that ``catalog = [...]`` names added as sources. A
+    source of the file's own with an entry's name wins over the entry."""
+    from monitor import catalog
+
+    try:
+        entries = catalog.load(catalog_dir(cfg_path, settings))
+        picked = catalog.select(entries, settings.catalog)
+    except catalog.CatalogError as exc:
+        raise ConfigError(exc.path or cfg_path, exc.problems) from None
+    own = {s.name for s in settings.sources}
+    added = [s for s in picked if s.name not in own]
+    return settings.model_copy(update={"sources": [*settings.sources, *added]})

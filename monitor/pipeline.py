@@ -33,7 +33,7 @@ from monitor.events import (
 )
 from monitor.extract.model import Article, PolicyChange
 from monitor.sanitize import clean_text, for_display, mask_urls_in
-from monitor.sources import limits, pages
+from monitor.sources import filters, json_api, limits, pages
 from monitor.sources.charset import decode_html, decode_page
 from monitor.sources.feeds import FeedItem, ParseError, parse_feed_checked
 from monitor.sources.fetch import FetchError, FetchResult
@@ -79,7 +79,7 @@ def _poll(app: App, cfg: SourceConfig) -> PollOutcome:
         first = src.last_success is None
     timeout = cfg.timeout.total_seconds() if cfg.timeout else None
     try:
-        result = app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
+        result = _fetch(app, cfg, etag, last_modified, timeout)
     except FetchError as exc:
         if exc.aborted:
             return _give_back(app, cfg, "stopped before it finished (shutting down)")
@@ -91,6 +91,7 @@ def _poll(app: App, cfg: SourceConfig) -> PollOutcome:
         return PollOutcome(cfg.name, True)
     try:
         items, version, warning = _parse(app, cfg, result)
+        items = filters.apply(items, cfg.include, cfg.exclude)
     except (ParseError, pages.PageError) as exc:
         return _fail(app, cfg, str(exc))
     except Exception as exc:  # a parser on pathological input: still just this source's problem
@@ -123,13 +124,15 @@ def _parse(app: App, cfg: SourceConfig, result: FetchResult
         if parsed.note:
             log.info("source=%s %s", cfg.name, parsed.note)
         return parsed.items, None, _garbled_warning(parsed.garbled, result)
+    if cfg.kind == "json":
+        return json_api.parse(result.content, result.headers, result.url, cfg), None, None
     problem = limits.precheck(result.content)
     if problem:
         raise pages.PageError(problem)
     decoded = decode_page(result.content, result.headers.get("content-type"))
     if decoded.note:
         log.info("source=%s %s", cfg.name, decoded.note)
-    if cfg.kind == "page":
+    if cfg.parses_as == "page":
         items, version = _page_change(app, cfg, decoded.text)
     else:
         sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link, cfg.selectors.date)
@@ -158,6 +161,16 @@ def _give_back(app: App, cfg: SourceConfig, why: str) -> PollOutcome:
     return PollOutcome(cfg.name, False, skipped=why)
 
 
+def _fetch(app: App, cfg: SourceConfig, etag: str | None, last_modified: str | None,
+           timeout: float | None) -> FetchResult:
+    """The source's document: rendered by the shared browser, asked of a JSON API, or fetched."""
+    if cfg.kind == "browser":
+        return app.browser.render(cfg, timeout)
+    if cfg.kind == "json":
+        return json_api.fetch(app.fetcher, cfg, etag, last_modified, timeout)
+    return app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
+
+
 @dataclass(frozen=True)
 class PendingVersion:
     """A watched page's new version, committed together with the entry made from it: stored alone
@@ -181,7 +194,7 @@ def _store(app: App, cfg: SourceConfig, items: list[FeedItem], result: FetchResu
     the response's validators (and a watched page's new version)."""
     with app.sessions() as s:
         fresh = repo.new_items(s, repo.get_source(s, cfg.name), items)
-    if cfg.follow and cfg.kind != "page":
+    if cfg.follow and cfg.parses_as != "page":
         followed = []
         for it in fresh:
             followed.append(_follow(app, cfg, it))
@@ -236,7 +249,7 @@ def _span(delta: timedelta) -> str:
 
 def _extract(app: App, cfg: SourceConfig, item: FeedItem, lang: str | None) -> list[PolicyChange]:
     article = Article(id=item.guid, title=item.title, body=item.body, published=item.published, lang=lang,
-                      url=item.url, platform_hint=cfg.platform, watched=cfg.kind == "page")
+                      url=item.url, platform_hint=cfg.platform, watched=cfg.parses_as == "page")
     try:
         return list(app.extractor.extract(article))
     except Exception:  # an extractor bug must not lose the entry; reextract can redo it

@@ -82,10 +82,21 @@ class HTTPServer:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802
-                """A webhook receiver: records each JSON body; answers post_status (default 200)."""
+                """A webhook receiver: records each JSON body; answers post_status (default 200).
+                A route set as ``routes["POST /path"]`` answers with its body (an API read by POST)."""
                 path = self.path.split("?")[0]
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                api = outer.routes.get(f"POST {path}")
+                if api is not None:
+                    outer.posts.setdefault(path, []).append({"raw": raw.decode("utf-8", "replace"),
+                                                             "content_type": self.headers.get("Content-Type")})
+                    self.send_response(api.status)
+                    self.send_header("Content-Type", api.content_type)
+                    self.send_header("Content-Length", str(len(api.body)))
+                    self.end_headers()
+                    self.wfile.write(api.body)
+                    return
                 if outer.post_delay.get(path):
                     time.sleep(outer.post_delay[path])
                 status = outer.post_status.get(path, 200)

@@ -14,6 +14,7 @@ link-local targets unless the operator allows them).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -313,14 +314,21 @@ class Fetcher:
         finally:
             slot.release()
 
+    def host_turn(self, host: str) -> contextlib.AbstractContextManager[None]:
+        """The host's politeness (concurrency, delay) for a request made by other means (a browser)."""
+        return self._host_turn(host.lower())
+
     def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None,
-              timeout: float | None = None, followed: bool = False) -> FetchResult:
+              timeout: float | None = None, followed: bool = False, method: str = "GET",
+              body: bytes | None = None, headers: dict[str, str] | None = None) -> FetchResult:
         """GET ``url`` with the validators of the last successful poll; raise FetchError on any failure.
 
         ``followed`` marks a link found in content rather than configured by the operator: it must
         lead to a public address unless fetch.allow_private is set. A redirect to another host is
         checked the same way, whoever configured the first URL; so is the address each request
         is actually sent to.
+        ``method``, ``body`` and ``headers`` serve JSON APIs (a POST with a query in its body; ``headers``
+        replace the defaults).
         """
         limits = self.limits
         parts = urlsplit(url)
@@ -333,6 +341,7 @@ class Fetcher:
         if blocked > 0:
             raise FetchError(f"{host} asked to wait (Retry-After) for {blocked:.0f}s more", retry_after=blocked)
         total = timeout or limits.timeout
+        extra_headers = headers
         headers = {"User-Agent": limits.user_agent, "Accept-Encoding": "gzip, deflate",
                    "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
                              "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"}
@@ -340,13 +349,16 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        headers.update(extra_headers or {})
         with self._host_turn(host):
-            return self._get(url, headers, total, trusted=not followed or limits.allow_private)
+            return self._get(url, headers, total, trusted=not followed or limits.allow_private, method=method,
+                             body=body)
 
-    def _get(self, url: str, headers: dict[str, str], total: float, trusted: bool) -> FetchResult:
+    def _get(self, url: str, headers: dict[str, str], total: float, trusted: bool, method: str = "GET",
+             body: bytes | None = None) -> FetchResult:
         limits = self.limits
         deadline = time.monotonic() + total
-        request = self._client.build_request("GET", url, headers=headers,
+        request = self._client.build_request(method, url, headers=headers, content=body,
                                              timeout=httpx.Timeout(total, connect=min(limits.connect_timeout, total)))
         hops = 0
         try:

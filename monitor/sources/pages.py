@@ -90,6 +90,8 @@ def parse_list(html: str, base_url: str, sel: ListSelectors) -> list[FeedItem]:
 
 def _best_anchor(node: Tag) -> Tag | None:
     anchors = [a for a in node.find_all("a", href=True)]
+    if node.name == "a" and node.get("href"):
+        anchors.insert(0, node)  # the item is the link itself (a card wrapped in <a>)
     if not anchors:
         return None
     return max(anchors, key=lambda a: len(a.get_text(strip=True)))
