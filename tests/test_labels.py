@@ -1,5 +1,7 @@
 """People's corrections (`policy-monitor label`): applied at once with update messages through a real
-notifier, kept across `reextract` and later reports, and exported as corpus lines that `eval` reads."""
+notifier, kept across `reextract` and later reports, and exported as corpus lines that `eval` reads.
+The withdrawal test runs on PostgreSQL too (its queries are the ones that differ); the others on
+SQLite, to keep the suite's time."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ def _by_platform(project: Project, *extra: str) -> dict[str, dict]:  # type: ign
     return {c["platform"]: c for c in project.json("changes", *extra)}
 
 
-def test_a_corrected_date_updates_the_change_its_reminders_and_the_people_told(project: Project,
+def test_a_corrected_date_updates_the_change_its_reminders_and_the_people_told(sqlite_project: Project,
                                                                               http: HTTPServer) -> None:
+    project = sqlite_project
     http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
     project.write_config([{"name": "news", "url": http.url("/feed.xml")}],
                          [{"name": "team", "url": hook(http), "lang": "en"}],
@@ -80,7 +83,8 @@ def test_not_a_change_withdraws_it_and_later_reports_of_it_stay_silent(project: 
     assert project.run("label", str(ks["id"]), "--not-a-change", now=NOW, check=0).stdout.count("already") == 1
 
 
-def test_a_corrected_platform_reaches_the_notifiers_that_follow_it(project: Project, http: HTTPServer) -> None:
+def test_a_corrected_platform_reaches_the_notifiers_that_follow_it(sqlite_project: Project, http: HTTPServer) -> None:
+    project = sqlite_project
     http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
     project.write_config([{"name": "news", "url": http.url("/feed.xml")}], [
         {"name": "all", "url": hook(http, "/all"), "lang": "en"},
@@ -101,7 +105,8 @@ def test_a_corrected_platform_reaches_the_notifiers_that_follow_it(project: Proj
     assert [(c["platform"], c["action"]) for c in project.json("changes")] == [("weibo", "restrict")]
 
 
-def test_labels_export_is_a_corpus_that_eval_reads(project: Project, http: HTTPServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_labels_export_is_a_corpus_that_eval_reads(sqlite_project: Project, http: HTTPServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project = sqlite_project
     http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM, KS_ITEM]))
     project.write_config([{"name": "news", "url": http.url("/feed.xml")}])
     project.run("once", now=NOW, check=0)
@@ -123,7 +128,8 @@ def test_labels_export_is_a_corpus_that_eval_reads(project: Project, http: HTTPS
     assert "items 2" in proc.stdout, proc.stderr
 
 
-def test_label_errors_are_clear(project: Project) -> None:
+def test_label_errors_are_clear(sqlite_project: Project) -> None:
+    project = sqlite_project
     project.write_config([])
     proc = project.run("label", "42", "--date", "2023-01-01")
     assert proc.returncode == 2 and "there is no change #42" in proc.stderr
