@@ -83,7 +83,9 @@ class Annotator:
         title = article.title.strip()
         body = text.html_to_text(article.body or "")
         raw = ([title] if title else []) + text.sentences(body)
-        simple = [text.to_simplified(s) for s in raw]
+        # One look at the whole article: only one with Traditional characters is converted, sentence by
+        # sentence (the raw sentences stay for the evidence quoted).
+        simple = raw if text.is_simplified("".join(raw)) else [text.to_simplified(s) for s in raw]
         has_title = bool(title)
         # One pass of the cue index and one of the platform aliases over the whole article.
         joined = "\n".join(simple)

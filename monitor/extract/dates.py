@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, timedelta
 
+_DIGIT = re.compile(r"\d")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 _WEEKDAY_ZH = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
@@ -161,52 +164,54 @@ def _find_dates(sentence: str, ref: date, lean: int) -> tuple[FoundDate, ...]:
                                     or _SPEECH_AFTER.match(text[m.end():m.end() + 40])),
                                marked and text[m.end():m.end() + 2].lstrip().startswith("前")))
 
-    for m in _ZH_FULL.finditer(text):
+    # Most sentences rule out whole families at once: no digit, no Chinese, or no Latin letter.
+    digit, han, latin = bool(_DIGIT.search(text)), bool(_HAN.search(text)), bool(_LATIN.search(text))
+    for m in (_ZH_FULL.finditer(text) if digit and han else ()):
         add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), True)
-    for m in _ISO.finditer(text):
+    for m in (_ISO.finditer(text) if digit else ()):
         add(m, _safe(int(m[1]), int(m[2]), int(m[3])), _marked_zh(text, m.end()) or _marked_en(text, m.start()), True)
-    for m in _ZH_REL_YEAR.finditer(text):
+    for m in (_ZH_REL_YEAR.finditer(text) if digit and han else ()):
         year = ref.year + {"明年": 1, "今年": 0, "去年": -1}[m[1]]
         # 今年/明年 count from the report: a year of their own only when the report's year is known
         add(m, _safe(year, int(m[2]), int(m[3])), _marked_zh(text, m.end(), m.start()), ref != UNKNOWN)
-    for m in _ZH_MD.finditer(text):
+    for m in (_ZH_MD.finditer(text) if digit and han else ()):
         add(m, _nearest_year(int(m[1]), int(m[2]), ref, lean), _marked_zh(text, m.end(), m.start()), False)
-    for m in _ZH_TODAY.finditer(text):
+    for m in (_ZH_TODAY.finditer(text) if han else ()):
         add(m, ref, True, False, True)
-    for m in _ZH_TODAY_BARE.finditer(text):
+    for m in (_ZH_TODAY_BARE.finditer(text) if han else ()):
         add(m, ref, False, False, True)
-    for m in _ZH_YESTERDAY.finditer(text):
+    for m in (_ZH_YESTERDAY.finditer(text) if han else ()):
         add(m, ref - timedelta(days=1), _marked_zh(text, m.end()), False, True)
-    for m in _ZH_TOMORROW.finditer(text):
+    for m in (_ZH_TOMORROW.finditer(text) if han else ()):
         add(m, ref + timedelta(days=1), True, False, True)
-    for m in _ZH_NEXT_WEEK.finditer(text):
+    for m in (_ZH_NEXT_WEEK.finditer(text) if han else ()):
         monday_next = ref + timedelta(days=7 - ref.weekday())
         add(m, monday_next + timedelta(days=_WEEKDAY_ZH[m[1]]), _marked_zh(text, m.end()), False, True)
-    for m in _ZH_MONTH_END.finditer(text):
+    for m in (_ZH_MONTH_END.finditer(text) if han else ()):
         add(m, date(ref.year, ref.month, calendar.monthrange(ref.year, ref.month)[1]), True, False)
-    for m in _ZH_WEEKDAY.finditer(text):
+    for m in (_ZH_WEEKDAY.finditer(text) if han else ()):
         add(m, _weekday_near(ref, _WEEKDAY_ZH[m[1]], lean), _marked_zh(text, m.end()), False, True)
-    for m in _EN_MD.finditer(text):
+    for m in (_EN_MD.finditer(text) if digit and latin else ()):
         month, day = _MONTHS[m[1].lower().rstrip(".")], int(m[2])
         value = _safe(int(m[3]), month, day) if m[3] else _nearest_year(month, day, ref, lean)
         add(m, value, _marked_en(text, m.start()), bool(m[3]))
-    for m in _EN_DM.finditer(text):
+    for m in (_EN_DM.finditer(text) if digit and latin else ()):
         month, day = _MONTHS[m[2].lower().rstrip(".")], int(m[1])
         value = _safe(int(m[3]), month, day) if m[3] else _nearest_year(month, day, ref, lean)
         add(m, value, _marked_en(text, m.start()), bool(m[3]))
-    for m in _EN_TOMORROW.finditer(text):
+    for m in (_EN_TOMORROW.finditer(text) if latin else ()):
         add(m, ref + timedelta(days=1), True, False, True)
-    for m in _EN_TODAY.finditer(text):
+    for m in (_EN_TODAY.finditer(text) if latin else ()):
         add(m, ref, True, False, True)
-    for m in _EN_TODAY_BARE.finditer(text):
+    for m in (_EN_TODAY_BARE.finditer(text) if latin else ()):
         add(m, ref, False, False, True)
-    for m in _EN_YESTERDAY.finditer(text):
+    for m in (_EN_YESTERDAY.finditer(text) if latin else ()):
         add(m, ref - timedelta(days=1), False, False, True)
-    for m in _EN_ON_WEEKDAY.finditer(text):
+    for m in (_EN_ON_WEEKDAY.finditer(text) if latin else ()):
         # A bare weekday in a report is the one just past ("Facebook late Monday said it will…");
         # an upcoming one is written "next Monday" (below).
         add(m, _weekday_near(ref, _WEEKDAY_EN[m[1].lower()], -1), _marked_en(text, m.start()), False, True)
-    for m in _EN_NEXT_WD.finditer(text):
+    for m in (_EN_NEXT_WD.finditer(text) if latin else ()):
         wd = _WEEKDAY_EN[m[1].lower()]
         ahead = (wd - ref.weekday()) % 7 or 7
         add(m, ref + timedelta(days=ahead), _marked_en(text, m.start()), False, True)

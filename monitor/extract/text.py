@@ -120,10 +120,13 @@ def _traditional_chars() -> frozenset[str]:
     return frozenset(chars)
 
 
+def is_simplified(text: str) -> bool:
+    """Whether ``text`` holds no character OpenCC would change (most text: English, Simplified)."""
+    trad = _traditional_chars()
+    return bool(trad) and not any(ch in trad for ch in text)
+
+
 def to_simplified(text: str) -> str:
     """Traditional Chinese to Simplified, so one lexicon serves both scripts. Most text is already
     Simplified; it is passed through without the (slow, pure-Python) conversion."""
-    trad = _traditional_chars()
-    if not trad or any(ch in trad for ch in text):
-        return str(_t2s().convert(text))
-    return text
+    return text if is_simplified(text) else str(_t2s().convert(text))
