@@ -135,3 +135,38 @@ def test_a_new_rule_on_a_watched_douyin_page_is_recorded(sqlite_project: Project
     [change] = sqlite_project.json("changes")
     assert (change["platform"], change["action"], change["effective_date"]) == ("douyin", "require", "2020-09-06")
     assert "巨量星图" in change["evidence"]
+
+
+PROBES = [  # (title, body, published, platform, action, date) — written for this test, in the style of real rules
+    ("", "即日起，小红书笔记中不得再挂淘宝链接。", "2024-05-10T09:00:00+08:00", "xiaohongshu", "ban", "2024-05-10"),
+    ("", "Starting March 1, TikTok will allow creators to add one clickable link in their bio.",
+     "2024-02-10T09:00:00+00:00", "tiktok", "allow", "2024-03-01"),
+    ("", "From next Monday, Weibo users must verify their accounts before posting external links.",
+     "2024-02-10T09:00:00+00:00", "weibo", "require", "2024-02-12"),
+    ("", "YouTube is limiting the reach of videos that include links to gambling sites.",
+     "2024-02-10T09:00:00+00:00", "youtube", "restrict", None),
+    ("", "微信将于3月15日起限制小程序跳转第三方App。", "2024-02-10T09:00:00+08:00", "wechat", "restrict", "2024-03-15"),
+    ("抖音：下周一起直播间禁止挂拼多多商品链接", "抖音电商发布通知，下周一起，直播间购物车不得添加拼多多商品链接。",
+     "2024-02-07T09:00:00+08:00", "douyin", "ban", "2024-02-12"),
+    ("", "Bluesky will require a verified domain before accounts can post links to shopping sites, starting April 1.",
+     "2024-02-10T09:00:00+00:00", "bluesky", "require", "2024-04-01"),
+    ("How to add a link to your Instagram story", "Tap the sticker icon and choose Link. Paste the URL and place it.",
+     "2024-02-10T09:00:00+00:00", None, None, None),
+    ("京东联盟佣金比例调整", "3月1日起，京东联盟部分类目佣金比例下调至2%。", "2024-02-10T09:00:00+08:00", None, None, None),
+]
+
+
+@pytest.mark.parametrize("title, body, published, platform, action, when", PROBES)
+def test_rules_stated_plainly_in_either_language(title: str, body: str, published: str, platform: str | None,
+                                                 action: str | None, when: str | None) -> None:
+    from datetime import datetime
+
+    from monitor.extract import Article, Extractor
+
+    found = Extractor().extract(Article("p", title, body, datetime.fromisoformat(published)))
+    if platform is None:
+        assert found == []
+        return
+    [change] = found
+    assert (change.platform, change.action) == (platform, action)
+    assert (change.effective_date.isoformat() if change.effective_date else None) == when
