@@ -25,7 +25,7 @@ Features = dict[str, float]
 HASH_BITS = 18
 _MASK = (1 << HASH_BITS) - 1
 _CUES = ("links", "change", "announce", "refers", "unchanged", "past", "hedges", "howto", "changelog",
-         "revises", "policy", "genre", "linkish", "accounts")
+         "revises", "policy", "genre", "linkish", "accounts", "scope")
 ACTIONS = ("ban", "restrict", "allow", "require")
 _ACT_CLS = tuple(f"act:{a}" for a in ACTIONS)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|[\u4e00-\u9fff]")
@@ -361,6 +361,8 @@ def action_candidates(a: Annotated, platform: str, evidence: int | None) -> dict
                 f[f"x:{tag}:rule"] = 1.0
         if rule is not None and rule.action == action:
             f["x:rule"] = 1.0
+        if action == "restrict" and any(s.cues.get("scope") for _tag, s in where):
+            f["x:scope"] = 1.0  # some links, some users, a test: a restriction
         n = sum(1 for i in a.candidates if a.sentences[i].cues.get(cls))
         if n:
             f["x:all"] = math.log1p(n)

@@ -18,7 +18,7 @@ from monitor.extract.model import ACTIONS, LINK_TYPES
 BUILTIN = Path(__file__).resolve().parent.parent / "data" / "lexicon.toml"
 LANGS = ("zh", "en")
 _CLASSES = ("links", "change", "past", "hedges", "howto", "announce", "refers", "unchanged", "changelog", "revises",
-            "policy", "genre", "linkish", "accounts")
+            "policy", "genre", "linkish", "accounts", "scope")
 
 
 class LexiconError(ValueError):
@@ -143,6 +143,7 @@ class Cues:
     genre: re.Pattern[str]
     linkish: re.Pattern[str]
     accounts: re.Pattern[str]
+    scope: re.Pattern[str]
     actions: dict[str, re.Pattern[str]]
     link_types: dict[str, re.Pattern[str]]
 
