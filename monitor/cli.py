@@ -332,15 +332,11 @@ def sources(config_path: str | None, fmt: str, show_catalog: bool, platform: str
     if platform:
         fail("--platform goes with --catalog", 2)
     from monitor.output import render, zone
-    from monitor.records import source_record
-    from monitor.store.repo import list_sources, source_change_counts
+    from monitor.records import source_records
 
     app = _app(config_path, secrets=False, create=False, lexicon=False)
-    configured = {s.name: s for s in app.config.settings.sources}
     with app.sessions() as s:
-        counts = source_change_counts(s)
-        rows = [source_record(r, configured[r.name].enabled, counts.get(r.id))
-                for r in list_sources(s) if r.name in configured]
+        rows = source_records(s, app.config.settings.sources)
     click.echo(render(rows, fmt, ["name", "status", "last_polled", "entries_seen", "next_poll", "last_error",
                                   "warning"], zone(app.config.settings.display.timezone)))
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from typing_extensions import TypedDict  # pydantic (the API's schema) needs this one before Python 3.12
 
+from typing import TYPE_CHECKING, Sequence
+
+from sqlalchemy.orm import Session
+
 from monitor.output import iso
 from monitor.sanitize import mask_urls_in
 from monitor.store.models import Change, Delivery, Entry, Source
+
+if TYPE_CHECKING:
+    from monitor.config import SourceConfig
 
 def public_url(text: str | None) -> str | None:
     """A URL (or an error message that quotes one) without the secrets a URL may carry (userinfo,
@@ -122,6 +129,16 @@ def source_record(r: Source, enabled: bool = True, changes: int | None = None) -
             "last_error": public_url(r.last_error), "warning": r.last_warning, "entries_seen": r.entries_seen,
             "next_poll": iso(r.next_poll),
             "failures": r.failures, "changes": changes or 0}
+
+
+def source_records(session: Session, configured: Sequence[SourceConfig]) -> list[SourceRecord]:
+    """Every configured source's health, with the number of changes its entries report: what
+    `sources`, `/sources` and `/api/sources` list (a source dropped from the config is not shown)."""
+    from monitor.store import repo
+
+    enabled = {s.name: s.enabled for s in configured}
+    counts = repo.source_change_counts(session)
+    return [source_record(r, enabled[r.name], counts.get(r.id)) for r in repo.list_sources(session) if r.name in enabled]
 
 
 def entry_record(e: Entry) -> EntryRecord:

@@ -22,7 +22,7 @@ from monitor.records import (
     change_record,
     delivery_record,
     entry_record,
-    source_record,
+    source_records,
 )
 from monitor.store import repo
 from monitor.web.app import SafeJSON, error_response, page, web
@@ -167,11 +167,8 @@ async def label_change(request: Request, correction: Correction, change_id: int 
 @router.get("/sources", response_model=list[SourceRecord], summary="Each configured source and its health")
 def list_sources(request: Request) -> Response:
     w = web(request)
-    configured = {s.name: s for s in w.app.config.settings.sources}
     with w.reads() as s:
-        counts = repo.source_change_counts(s)
-        rows = [source_record(r, configured[r.name].enabled, counts.get(r.id))
-                for r in repo.list_sources(s) if r.name in configured]
+        rows = source_records(s, w.app.config.settings.sources)
     for r in rows:
         r["last_error"] = w.scrub(r["last_error"])
     return SafeJSON(rows)

@@ -124,15 +124,21 @@ def _sources(c: Change) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/changes.atom")
-def atom(request: Request) -> Response:
+def _feed(request: Request, media_type: str, build: Callable[[Request, Web, repo.ChangeFilter, str], bytes]
+          ) -> Response:
+    """A feed of the change log under the filters of the query string (a 400 names a bad one)."""
     w = web(request)
     lang = _lang(request)
     try:
         f = filters.parse(request.query_params, default_status="all")
     except ValueError as exc:
         return error_response(request, 400, str(exc))
-    return _serve(request, lang, "application/atom+xml; charset=utf-8", lambda: _atom(request, w, f, lang))
+    return _serve(request, lang, media_type, lambda: build(request, w, f, lang))
+
+
+@router.get("/changes.atom")
+def atom(request: Request) -> Response:
+    return _feed(request, "application/atom+xml; charset=utf-8", _atom)
 
 
 def _atom(request: Request, w: Web, f: repo.ChangeFilter, lang: str) -> bytes:
@@ -188,13 +194,7 @@ def _calendar_changes(w: Web, f: repo.ChangeFilter) -> list[Change]:
 
 @router.get("/effective.ics")
 def calendar(request: Request) -> Response:
-    w = web(request)
-    lang = _lang(request)
-    try:
-        f = filters.parse(request.query_params, default_status="all")
-    except ValueError as exc:
-        return error_response(request, 400, str(exc))
-    return _serve(request, lang, "text/calendar; charset=utf-8", lambda: _calendar(request, w, f, lang))
+    return _feed(request, "text/calendar; charset=utf-8", _calendar)
 
 
 def _calendar(request: Request, w: Web, f: repo.ChangeFilter, lang: str) -> bytes:

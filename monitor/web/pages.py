@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from monitor.clock import as_utc
 from monitor.extract.model import ACTIONS
 from monitor.labels import Judgement, LabelError, record
-from monitor.records import source_record
+from monitor.records import source_records
 from monitor.store import repo
 from monitor.web import filters, i18n, present
 from monitor.web.app import error_response, page, web
@@ -239,11 +239,8 @@ def _after_effective(value: str | None) -> tuple[date, int] | None:
 def sources_page(request: Request) -> Response:
     w = web(request)
     lang = _lang(request)
-    configured = {s.name: s for s in w.app.config.settings.sources}
     with w.reads() as s:
-        counts = repo.source_change_counts(s)
-        rows = [source_record(r, configured[r.name].enabled, counts.get(r.id))
-                for r in repo.list_sources(s) if r.name in configured]
+        rows = source_records(s, w.app.config.settings.sources)
     for r in rows:
         r["last_error"] = w.scrub(r["last_error"])
         for key in ("last_polled", "next_poll"):
