@@ -887,5 +887,27 @@ def db_upgrade(config_path: str | None) -> None:
     click.echo(f"database {shown(app.engine.url.render_as_string(hide_password=False))} is up to date")
 
 
+@db.command("prune")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@guard
+def db_prune(config_path: str | None, dry_run: bool) -> None:
+    """Remove what [retention] lets go: old entries (their dedup keys stay), old watched-page versions
+    and finished deliveries. Changes and their history are never removed. The daemon does this daily."""
+    _setup_logging(False, quiet=True)
+    from monitor.store.retention import prune
+
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
+    started = time.perf_counter()
+    result = prune(app.sessions, app.config.settings.retention, clock.utcnow(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for table, n in result.counts.items():
+        click.echo(f"{table}: {verb} {n}")
+    if not dry_run:
+        click.echo(f"pruned {result.total} row{'s' if result.total != 1 else ''} in "
+                   f"{time.perf_counter() - started:.1f}s", err=True)
+    app.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
