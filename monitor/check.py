@@ -72,8 +72,11 @@ def check_database(cfg: Config, report: Report) -> Engine | None:
 
     from monitor.store import db
 
+    from sqlalchemy.engine import make_url
+
     url = cfg.database_url
-    shown = db.shown(url)
+    # a SQLite file by its path (no secret in it); any other URL masked
+    shown = str(make_url(url).database) if url.startswith("sqlite:///") else db.shown(url)
     try:
         engine = db.make_engine(url, create=False)
     except db.DatabaseError as exc:
