@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Select, delete, func, insert, literal, select
+from sqlalchemy import Select, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import RetentionConfig
@@ -28,6 +28,7 @@ from monitor.store.repo import SETTLED
 
 #: Rows deleted per transaction.
 BATCH = 500
+PRUNE_LOCK = 0x706D7072  # "pmpr": shared by every policy-monitor process
 TABLES = ("entries", "page_versions", "deliveries")
 
 
@@ -106,7 +107,12 @@ def _judged() -> Select[Any]:
 
 def _delete_entries(s: Session, ids: list[int], now: datetime) -> int:
     """Keep the entries' dedup keys, then delete them, in one transaction; mentions keep their copy
-    (ON DELETE SET NULL). Entries a person's label came to depend on meanwhile are left."""
+    (ON DELETE SET NULL). Entries a person's label came to depend on meanwhile are left.
+
+    On PostgreSQL two daemons may prune at once: a transaction-scoped lock makes the second wait,
+    so its copy of the keys reads the entries after the first removed them and copies none twice."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PRUNE_LOCK})
     which = (Entry.id.in_(ids), Entry.id.not_in(_judged()))
     s.execute(insert(PrunedEntry).from_select(
         ["source_id", "guid", "canonical_url", "content_hash", "pruned_at"],

@@ -9,6 +9,8 @@ Create Date: 2026-12-01 12:30:00
   retention (``policy-monitor db prune``, the daemon's daily pass) removes the entries behind it.
 - ``mentions.entry_id`` becomes nullable, and deleting an entry sets it to NULL instead of deleting
   the mention (the report and its evidence stay in the log).
+- indexes on ``change_events.entry_id`` and ``page_versions.entry_id``: removing an entry sets
+  those to NULL, which without an index scans each table once per removed entry.
 - ``pruned_entries``: the dedup keys (GUID, canonical URL, content hash) of removed entries, so an
   item its feed still lists is never stored, detected or alerted again.
 """
@@ -43,6 +45,8 @@ def upgrade() -> None:
     op.create_index('ix_pruned_entries_source_canonical', 'pruned_entries', ['source_id', 'canonical_url'],
                     unique=False)
     op.create_index('ix_pruned_entries_source_hash', 'pruned_entries', ['source_id', 'content_hash'], unique=False)
+    op.create_index('ix_change_events_entry_id', 'change_events', ['entry_id'], unique=False)
+    op.create_index('ix_page_versions_entry_id', 'page_versions', ['entry_id'], unique=False)
 
     with op.batch_alter_table('mentions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source_name', sa.String(length=100), nullable=False, server_default=''))
@@ -74,6 +78,8 @@ def downgrade() -> None:
                                     ondelete='CASCADE')
         for column in reversed(_COPY):
             batch_op.drop_column(column)
+    op.drop_index('ix_page_versions_entry_id', table_name='page_versions')
+    op.drop_index('ix_change_events_entry_id', table_name='change_events')
     op.drop_index('ix_pruned_entries_source_hash', table_name='pruned_entries')
     op.drop_index('ix_pruned_entries_source_canonical', table_name='pruned_entries')
     op.drop_index('ix_pruned_entries_source_guid', table_name='pruned_entries')
