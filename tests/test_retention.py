@@ -152,6 +152,9 @@ def test_rules_remove_only_what_they_name(project: Project, caplog: pytest.LogCa
                 (None, "item 1", "http://x.example/1", "news")]
             # the removed items are still known: offered again by their feed, none is new
             assert repo.new_items(s, repo.get_source(s, "news"), made["items"]) == []
+            # a message about the change (an update, say) still names its source
+            body = app.renderer.render("alert", "en", "text", now, change=change).body
+            assert "item 1" in body and "http://x.example/1" in body
         # the daemon's daily job: one line with the counts
         caplog.set_level(logging.INFO, logger="monitor.daemon")
         Daemon(app)._prune_job()
