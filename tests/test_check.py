@@ -17,16 +17,20 @@ def test_a_broken_notifier_and_a_dead_source_are_one_line_each_and_nothing_is_st
     project.write_config([{"name": "good", "url": http.url("/feed.xml")},
                           {"name": "dead", "url": http.url("/gone.xml")}],
                          [{"name": "team", "url": f"nope://user:{SECRET}@example.org/x"},
-                          {"name": "mail", "url": "${MAIL_URL_NOT_SET}"}])
+                          {"name": "mail", "url": "${MAIL_URL_NOT_SET}"}],
+                         extra='[templates]\ndir = "tpl"\n')
+    (project.dir / "tpl").mkdir()
+    (project.dir / "tpl" / "message.zh.j2").write_text("{{ c.platform }\n", encoding="utf-8")
     proc = project.run("check", "--fetch")
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert len(lines) == 3, proc.stdout
+    assert len(lines) == 4, proc.stdout
     assert lines[0].startswith("notifier team: url: ") and "not a notification URL" in lines[0]
     assert lines[1] == "notifier mail: url: environment variable MAIL_URL_NOT_SET is not set"
-    assert lines[2].startswith("source dead: ") and "404" in lines[2]
+    assert lines[2].startswith("templates: ") and "message.zh.j2, line 1" in lines[2]
+    assert lines[3].startswith("source dead: ") and "404" in lines[3]
     assert SECRET not in proc.stdout + proc.stderr
-    assert "3 problems found" in proc.stderr
+    assert "4 problems found" in proc.stderr
     assert http.hits["/feed.xml"] == 1                        # the good source was fetched, once
     assert not (project.dir / "monitor.db").exists()          # and nothing was stored
 
