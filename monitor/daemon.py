@@ -120,7 +120,8 @@ class Daemon:
             from monitor.store.retention import prune
 
             started = time.monotonic()
-            result = prune(self.app.sessions, self.app.config.settings.retention, clock.utcnow())
+            result = prune(self.app.sessions, self.app.config.settings.retention, clock.utcnow(),
+                           stop=self.stopping.is_set)
             log.info("retention: removed %s in %.1fs", result.line(), time.monotonic() - started)
         except Exception:  # the database busy or gone: the next daily run tries again
             log.exception("retention pass crashed; nothing is lost, it runs again tomorrow")

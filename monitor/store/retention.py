@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Select, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -126,9 +126,10 @@ def _rowcount(result: object) -> int:
 
 
 def prune(sessions: sessionmaker[Session], rules: RetentionConfig, now: datetime, dry_run: bool = False,
-          batch: int = BATCH) -> Pruned:
+          batch: int = BATCH, stop: Callable[[], bool] = lambda: False) -> Pruned:
     """Apply ``rules`` as of ``now``; with ``dry_run``, only count. Each batch is its own transaction:
-    an interrupted prune leaves whole batches done and the rest for next time."""
+    an interrupted prune (or one told to ``stop``, checked between batches: a daemon shutting down)
+    leaves whole batches done and the rest for next time."""
     out = Pruned(dry_run=dry_run)
     with sessions() as s:
         plan = {"entries": entries_to_prune(s, rules, now), "page_versions": versions_to_prune(s, rules, now),
@@ -137,13 +138,19 @@ def prune(sessions: sessionmaker[Session], rules: RetentionConfig, now: datetime
         out.counts = {table: len(ids) for table, ids in plan.items()}
         return out
     for chunk in _chunks(plan["entries"], batch):
+        if stop():
+            return out
         with sessions.begin() as s:
             out.counts["entries"] += _delete_entries(s, chunk, now)
     for chunk in _chunks(plan["page_versions"], batch):
+        if stop():
+            return out
         with sessions.begin() as s:
             out.counts["page_versions"] += _rowcount(s.execute(
                 delete(PageVersion).where(PageVersion.id.in_(chunk)).execution_options(synchronize_session=False)))
     for chunk in _chunks(plan["deliveries"], batch):
+        if stop():
+            return out
         with sessions.begin() as s:
             # re-checked at delete time: a row retried meanwhile (`deliveries retry`) is pending again
             out.counts["deliveries"] += _rowcount(s.execute(
