@@ -261,6 +261,59 @@ def serve(config_path: str | None, listen: str | None, verbose: bool) -> None:
     log.info("server stopped")
 
 
+@main.command()
+@config_option
+@click.option("--fetch", "do_fetch", is_flag=True, help="Also fetch and parse each enabled source once (stores nothing).")
+@guard
+def check(config_path: str | None, do_fetch: bool) -> None:
+    """Check the setup without running it: the config, the database and its migrations, notifier URLs,
+    templates, and with --fetch every enabled source. One line per problem; exit 1 if any."""
+    _setup_logging(False, quiet=True)
+    from monitor import check as checks
+    from monitor.app import App
+    from monitor.events import Bus
+    from monitor.store import db
+
+    report = checks.Report()
+    cfg = checks.load_config(config_path, report)
+    summary = ""
+    if cfg is not None:
+        settings = cfg.settings
+        engine = checks.check_database(cfg, report)
+        engine = engine or db.make_engine("sqlite://")  # nothing to read: templates render without a change
+        app = App(cfg, engine, db.session_factory(engine), Bus())   # not App.open: no migration, no writes
+        model = cfg.relative(settings.extract.model)
+        if model and not Path(model).is_file():
+            report.problem("extract.model", f"no model file at {model}")
+        from monitor.extract.lexicon import LexiconError
+
+        try:
+            _ = app.lexicon
+        except LexiconError as exc:
+            report.problem("extract.lexicon", str(exc))
+        else:
+            checks.check_templates(app, report)
+        if do_fetch:
+            many = sum(s.enabled for s in settings.sources) > 5
+
+            def progress(done: int, total: int) -> None:
+                if many:
+                    click.echo(f"\rfetched {done}/{total} sources", err=True, nl=done >= total)
+
+            checks.check_sources(app, report, progress)
+        app.close()
+        enabled = sum(s.enabled for s in settings.sources)
+        summary = "; ".join([f"{cfg.path}: {len(settings.sources)} sources ({enabled} enabled), "
+                             f"{len(settings.notify)} notifiers", *report.notes])
+    for line in report.problems:
+        click.echo(line)
+    if report.problems:
+        n = len(report.problems)
+        click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {summary}")
+
+
 # -- queries ---------------------------------------------------------------------------------------
 def _day(_ctx: Any, _param: Any, value: str | None) -> date | None:
     if value is None:
@@ -885,6 +938,28 @@ def db_upgrade(config_path: str | None) -> None:
 
     app = _app(config_path, secrets=False)
     click.echo(f"database {shown(app.engine.url.render_as_string(hide_password=False))} is up to date")
+
+
+@db.command("prune")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@guard
+def db_prune(config_path: str | None, dry_run: bool) -> None:
+    """Remove what [retention] lets go: old entries (their dedup keys stay), old watched-page versions
+    and finished deliveries. Changes and their history are never removed. The daemon does this daily."""
+    _setup_logging(False, quiet=True)
+    from monitor.store.retention import prune
+
+    app = _app(config_path, secrets=False, create=False, lexicon=False)
+    started = time.perf_counter()
+    result = prune(app.sessions, app.config.settings.retention, clock.utcnow(), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for table, n in result.counts.items():
+        click.echo(f"{table}: {verb} {n}")
+    if not dry_run:
+        click.echo(f"pruned {result.total} row{'s' if result.total != 1 else ''} in "
+                   f"{time.perf_counter() - started:.1f}s", err=True)
+    app.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,6 +153,30 @@ class ExtractConfig(_Strict):
     alert_window: Duration = timedelta(days=30)
 
 
+def parse_age(value: Any) -> timedelta | None:
+    """A retention age: a duration (``180d``), or ``0``/``"0d"``/``"off"`` for no age limit (None)."""
+    if value is None or value in ("off", "0", "0d", "0h", "0m", "0s", 0) or value is False:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an age (write it as 90d or 12h, or \"off\")") from None
+
+
+Age = Annotated[timedelta | None, BeforeValidator(parse_age)]
+
+
+class RetentionConfig(_Strict):
+    """What ``db prune`` and the daemon's daily pass remove. Changes, their history and labels are
+    never removed (they are the log); every rule is off at 0 (or "off" for an age)."""
+
+    entries_max_age: Age = timedelta(days=180)   # entries stored longer ago than this
+    entries_max_count: int = Field(default=0, ge=0)  # per source: only the newest N (0: no limit)
+    versions_keep: int = Field(default=100, ge=0)    # watched pages: the newest N versions each (0: all)
+    versions_max_age: Age = None                 # watched pages: versions fetched longer ago than this
+    deliveries_max_age: Age = timedelta(days=90)  # finished deliveries (sent, dead, ...) older than this
+
+
 class TemplatesConfig(_Strict):
     dir: str | None = None
 
@@ -379,6 +403,7 @@ class Settings(_Strict):
     reminders: RemindersConfig = RemindersConfig()
     ops: OpsConfig = OpsConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    retention: RetentionConfig = RetentionConfig()
     http: HttpConfig = HttpConfig()
     display: DisplayConfig = DisplayConfig()
     browser: BrowserConfig = BrowserConfig()

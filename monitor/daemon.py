@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from monitor.web.server import HTTPServer
 
 log = logging.getLogger("monitor.daemon")
+#: Retention ([retention]) runs this long after the start, then once a day.
+PRUNE_FIRST = timedelta(minutes=2)
+PRUNE_EVERY = timedelta(days=1)
 
 
 class Daemon:
@@ -108,6 +111,23 @@ class Daemon:
         finally:
             self._work(-1)
 
+    def _prune_job(self) -> None:
+        """Apply [retention]: one log line with what was removed."""
+        if self.stopping.is_set():
+            return
+        self._work(+1)
+        try:
+            from monitor.store.retention import prune
+
+            started = time.monotonic()
+            result = prune(self.app.sessions, self.app.config.settings.retention, clock.utcnow(),
+                           stop=self.stopping.is_set)
+            log.info("retention: removed %s in %.1fs", result.line(), time.monotonic() - started)
+        except Exception:  # the database busy or gone: the next daily run tries again
+            log.exception("retention pass crashed; nothing is lost, it runs again tomorrow")
+        finally:
+            self._work(-1)
+
     def wake_delivery(self) -> None:
         if self.stopping.is_set():
             return
@@ -131,6 +151,8 @@ class Daemon:
             )
         self.scheduler.add_job(self._deliver_job, "interval", id="deliver", name="deliver",
                                seconds=settings.daemon.deliver_every.total_seconds(), next_run_time=now)
+        self.scheduler.add_job(self._prune_job, "interval", id="prune", name="prune",
+                               seconds=PRUNE_EVERY.total_seconds(), next_run_time=now + PRUNE_FIRST)
 
     def run(self) -> int:
         grace = self.app.config.settings.daemon.shutdown_grace.total_seconds()

@@ -164,6 +164,8 @@ def export(session: Session) -> Iterator[dict[str, Any]]:
         negative = change.status == "withdrawn" and any(n.startswith("not_a_change") for n in notes[change.id])
         for m in change.mentions:
             entry = m.entry
+            if entry is None:
+                continue  # retention removed its text: nothing to learn from
             published = as_utc(entry.published)
             label: dict[str, Any] = {
                 "is_link_policy_change": not negative,

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing_extensions import TypedDict  # pydantic (the API's schema) needs this one before Python 3.12
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Sequence
 
 from sqlalchemy.orm import Session
 
 from monitor.output import iso
 from monitor.sanitize import mask_urls_in
-from monitor.store.models import Change, Delivery, Entry, Source
+from monitor.store.models import Change, Delivery, Entry, Mention, Source
 
 if TYPE_CHECKING:
     from monitor.config import SourceConfig
@@ -105,12 +107,32 @@ class DeliveryRecord(TypedDict):
     sent_at: str | None
 
 
+@dataclass(frozen=True)
+class Report:
+    """The article behind one mention, as every reader shows it (JSON, pages, feeds, messages)."""
+
+    source: str
+    title: str
+    url: str | None
+    published: datetime | None
+    entry: Entry | None   # None once retention has removed the entry (and its text)
+
+
+def report_of(m: Mention) -> Report:
+    """The mention's article: from its entry while there is one, else from the copy the mention
+    keeps, so a change shows the same sources before and after retention prunes its entries."""
+    e = m.entry
+    if e is not None:
+        return Report(e.source.name, e.title, e.url, e.published, e)
+    return Report(m.source_name, m.title, m.url, m.published, None)
+
+
 def change_record(c: Change) -> ChangeRecord:
     """A change as ``changes --format json`` prints it and ``/api/changes`` serves it."""
     sources: list[SourceRef] = []
     for m in c.mentions:
-        e = m.entry
-        sources.append({"source": e.source.name, "title": e.title, "url": e.url, "published": iso(e.published)})
+        r = report_of(m)
+        sources.append({"source": r.source, "title": r.title, "url": r.url, "published": iso(r.published)})
     return {
         "id": c.id, "platform": c.platform, "targets": list(c.targets or []), "action": c.action,
         "link_type": c.link_type, "effective_date": iso(c.effective_date), "evidence": c.evidence,

@@ -46,3 +46,33 @@ def test_upgrade_from_0004_keeps_the_rows(database_url: str) -> None:
         assert tuple(row) == ("old", 3, None, None)
     finally:
         engine.dispose()
+
+
+def test_upgrade_to_0007_copies_each_mentions_article_and_keeps_it_past_the_entry(database_url: str) -> None:
+    """A change keeps its sources' titles, links and dates once retention removes the entries."""
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = db.make_engine(database_url)
+    try:
+        command.upgrade(db.alembic_config(engine), "0006")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO sources (id, name, kind, url, status, failures, entries_seen, ops_alerted) "
+                              "VALUES (1, 'news', 'feed', 'http://x/', 'ok', 0, 1, false)"))
+            conn.execute(text("INSERT INTO entries (id, source_id, guid, url, content_hash, title, published, body, "
+                              "discovered_at, changes_found) VALUES (7, 1, 'g1', 'http://x/a', 'h1', 'A title', "
+                              "'2023-04-10 02:00:00+00:00', 'text', '2023-04-10 03:00:00+00:00', 1)"))
+            conn.execute(text("INSERT INTO changes (id, platform, targets, action, link_type, evidence, confidence, "
+                              "first_seen, updated_at, status, found_by) VALUES (3, 'douyin', '[]', 'ban', 'other', "
+                              "'ev', 0.9, '2023-04-10 03:00:00+00:00', '2023-04-10 03:00:00+00:00', 'active', 'poll')"))
+            conn.execute(text("INSERT INTO mentions (change_id, entry_id, evidence, confidence, created_at) "
+                              "VALUES (3, 7, 'ev', 0.9, '2023-04-10 03:00:00+00:00')"))
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM entries WHERE id = 7"))
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT entry_id, source_name, title, url, published FROM mentions")).one()
+        assert tuple(row[:4]) == (None, "news", "A title", "http://x/a")
+        assert str(row[4]).startswith("2023-04-10 02:00:00")
+    finally:
+        engine.dispose()

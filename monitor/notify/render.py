@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
 from monitor.clock import as_utc
+from monitor.records import report_of
 from monitor.extract.lexicon import Lexicon
 from monitor.sanitize import for_display, mask_url
 from monitor.store.models import Change
@@ -137,9 +138,9 @@ class Renderer:
         targets = [self.lexicon.display(t, lang) for t in change.targets or []]
         sources = []
         for m in change.mentions:
-            entry = m.entry
-            published = as_utc(entry.published)
-            sources.append({"title": shorten(entry.title, title_limit), "url": entry.url, "source": entry.source.name,
+            r = report_of(m)
+            published = as_utc(r.published)
+            sources.append({"title": shorten(r.title, title_limit), "url": r.url, "source": r.source,
                             "published": published.date().isoformat() if published else None})
         return {
             "id": change.id,

@@ -81,7 +81,7 @@ class PageVersion(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text)
-    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"), index=True)
 
 
 class Entry(Base):
@@ -109,6 +109,25 @@ class Entry(Base):
 
     source: Mapped[Source] = relationship(back_populates="entries")
     mentions: Mapped[list[Mention]] = relationship(back_populates="entry")
+
+
+class PrunedEntry(Base):
+    """What dedup needs of an entry retention removed (its GUID, canonical URL and content hash, not
+    its text): an item still listed by its feed is then still known, and never reported again."""
+
+    __tablename__ = "pruned_entries"
+    __table_args__ = (
+        Index("ix_pruned_entries_source_guid", "source_id", "guid"),
+        Index("ix_pruned_entries_source_canonical", "source_id", "canonical_url"),
+        Index("ix_pruned_entries_source_hash", "source_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    guid: Mapped[str] = mapped_column(String(512))
+    canonical_url: Mapped[str | None] = mapped_column(String(1024))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    pruned_at: Mapped[datetime]
 
 
 class Change(Base):
@@ -150,14 +169,21 @@ class Mention(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
-    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    # None once retention has removed the entry: the report itself stays, with the copy below.
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"), index=True)
     evidence: Mapped[str] = mapped_column(Text, default="")
     effective_date: Mapped[date | None] = mapped_column(Date)
     confidence: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime]
+    # The reporting article as the change log shows it (its source, title, link and date), copied
+    # when the mention is made: the change keeps its sources after retention prunes the entry.
+    source_name: Mapped[str] = mapped_column(String(100), default="")
+    title: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime | None]
 
     change: Mapped[Change] = relationship(back_populates="mentions")
-    entry: Mapped[Entry] = relationship(back_populates="mentions")
+    entry: Mapped[Entry | None] = relationship(back_populates="mentions")
 
 
 class ChangeEvent(Base):
@@ -167,7 +193,8 @@ class ChangeEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
-    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"))
+    # indexed: removing an entry (retention) sets this to NULL, which must not scan the table
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id", ondelete="SET NULL"), index=True)
     kind: Mapped[str] = mapped_column(String(32))          # date_moved | reversed | date_set
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)

@@ -14,7 +14,17 @@ from sqlalchemy import Select, Text, and_, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from monitor.clock import as_utc
-from monitor.store.models import Change, ChangeEvent, Delivery, Entry, Label, Mention, PageVersion, Source
+from monitor.store.models import (
+    Change,
+    ChangeEvent,
+    Delivery,
+    Entry,
+    Label,
+    Mention,
+    PageVersion,
+    PrunedEntry,
+    Source,
+)
 
 if TYPE_CHECKING:  # the queries the CLI runs need neither the extractor nor the feed parser loaded
     from monitor.config import SourceConfig
@@ -125,9 +135,10 @@ def list_sources(session: Session) -> Sequence[Source]:
 
 def source_change_counts(session: Session) -> dict[int, int]:
     """Per source id, the number of changes in the log (not withdrawn) that its entries report."""
-    stmt = (select(Entry.source_id, func.count(func.distinct(Mention.change_id)))
-            .join(Mention, Mention.entry_id == Entry.id).join(Change, Change.id == Mention.change_id)
-            .where(Change.status != "withdrawn").group_by(Entry.source_id))
+    # by the source name copied onto the mention: it outlives the entry (see retention)
+    stmt = (select(Source.id, func.count(func.distinct(Mention.change_id)))
+            .join(Mention, Mention.source_name == Source.name).join(Change, Change.id == Mention.change_id)
+            .where(Change.status != "withdrawn").group_by(Source.id))
     return {sid: int(n) for sid, n in session.execute(stmt)}
 
 
@@ -162,13 +173,16 @@ def new_items(session: Session, source: Source, items: Sequence[FeedItem]) -> li
     known_g: set[str] = set()
     known_c: set[str] = set()
     known_h: set[str] = set()
-    for g, c, h in session.execute(select(Entry.guid, Entry.canonical_url, Entry.content_hash).where(
-            Entry.source_id == source.id,
-            or_(Entry.guid.in_(guids), Entry.canonical_url.in_(canons), Entry.content_hash.in_(hashes)))):
-        known_g.add(g)
-        known_h.add(h)
-        if c:
-            known_c.add(c)
+    # Entries retention removed are still known by their keys (pruned_entries): an item a feed
+    # still lists must not come back as new.
+    for table in (Entry, PrunedEntry):
+        for g, c, h in session.execute(select(table.guid, table.canonical_url, table.content_hash).where(
+                table.source_id == source.id,
+                or_(table.guid.in_(guids), table.canonical_url.in_(canons), table.content_hash.in_(hashes)))):
+            known_g.add(g)
+            known_h.add(h)
+            if c:
+                known_c.add(c)
     out = []
     for it in items:
         canon = canonical_url(it.url)
@@ -236,8 +250,7 @@ def _first_reported(session: Session, row: Change) -> datetime:
     """When a change was first reported: its earliest mention's publication time (else when it was
     first seen). Compared with a new report's publication time, never with the clock: a poll that
     reads 2023 news in 2026 must judge it as 2023 did."""
-    earliest = session.scalar(select(func.min(Entry.published)).join(Mention, Mention.entry_id == Entry.id)
-                              .where(Mention.change_id == row.id))
+    earliest = session.scalar(select(func.min(Mention.published)).where(Mention.change_id == row.id))
     first = as_utc(earliest) or as_utc(row.first_seen)
     assert first is not None
     return first
@@ -343,7 +356,9 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
         if change.id in existing_mention:
             return False
         session.add(Mention(change_id=change.id, entry_id=entry.id, evidence=found.evidence,
-                            effective_date=found.effective_date, confidence=found.confidence, created_at=now))
+                            effective_date=found.effective_date, confidence=found.confidence, created_at=now,
+                            source_name=entry.source.name, title=entry.title, url=entry.url,
+                            published=entry.published))
         return True
 
     def event(change: Change, kind: str, old: object, new: object) -> ChangeEvent:
@@ -521,8 +536,8 @@ def change_query(f: ChangeFilter = ChangeFilter()) -> Select[Any]:
         stmt = stmt.where(cast(Change.targets, Text).like(_like(json.dumps(f.target)), escape="!"))
     if f.text and f.text.strip():
         pattern = _like(f.text.strip())
-        reported = (select(Mention.change_id).join(Entry, Entry.id == Mention.entry_id)
-                    .where(or_(Entry.title.ilike(pattern, escape="!"), Mention.evidence.ilike(pattern, escape="!"))))
+        reported = (select(Mention.change_id)
+                    .where(or_(Mention.title.ilike(pattern, escape="!"), Mention.evidence.ilike(pattern, escape="!"))))
         stmt = stmt.where(or_(Change.evidence.ilike(pattern, escape="!"), Change.platform.ilike(pattern, escape="!"),
                               cast(Change.targets, Text).ilike(pattern, escape="!"), Change.id.in_(reported)))
     return stmt

@@ -31,6 +31,7 @@ from starlette.responses import Response
 from monitor import __version__
 from monitor.clock import as_utc
 from monitor.notify.render import WORDS
+from monitor.records import report_of
 from monitor.store import repo
 from monitor.store.models import Change, ChangeEvent, Mention
 from monitor.web import filters, i18n, present
@@ -117,9 +118,9 @@ def _title(c: Change, w: Web, lang: str) -> str:
 def _sources(c: Change) -> list[dict[str, Any]]:
     out = []
     for m in c.mentions:
-        e = m.entry
-        published = as_utc(e.published)
-        out.append({"source": e.source.name, "title": e.title, "url": present.link(e.url),
+        r = report_of(m)
+        published = as_utc(r.published)
+        out.append({"source": r.source, "title": r.title, "url": present.link(r.url),
                     "published": published.date().isoformat() if published else None})
     return out
 
@@ -188,7 +189,7 @@ def _calendar_changes(w: Web, f: repo.ChangeFilter) -> list[Change]:
     with w.reads() as s:
         rows = list(s.scalars(repo.with_sources(stmt)).all())
         for c in rows:  # everything the event shows is read inside the session
-            _ = [(m.entry.title, m.entry.source.name) for m in c.mentions]
+            _ = [report_of(m) for m in c.mentions]
     return rows
 
 

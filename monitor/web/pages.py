@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from monitor.clock import as_utc
 from monitor.extract.model import ACTIONS
 from monitor.labels import Judgement, LabelError, record
-from monitor.records import source_records
+from monitor.records import report_of, source_records
 from monitor.store import repo
 from monitor.web import filters, i18n, present
 from monitor.web.app import error_response, page, web
@@ -89,14 +89,15 @@ def change_page(request: Request, change_id: int) -> Response:
         view = present.row(change, w.lexicon, lang, now)
         reports = []
         for m in change.mentions[:20]:
-            e = m.entry
-            published = as_utc(e.published)
+            r = report_of(m)
+            published = as_utc(r.published)
             reports.append({
-                "source": e.source.name, "title": e.title, "url": present.link(e.url),
-                "raw_url": e.url if not present.link(e.url) else None,
+                "source": r.source, "title": r.title, "url": present.link(r.url),
+                "raw_url": r.url if not present.link(r.url) else None,
                 "published": published.strftime("%Y-%m-%d %H:%M UTC") if published else None,
                 "evidence": m.evidence or change.evidence,
-                "article": present.highlight(e, m.evidence or change.evidence),
+                "article": present.highlight(r.title, r.entry.body if r.entry else "", m.evidence or change.evidence),
+                "pruned": r.entry is None,
             })
         history = [{"at": (as_utc(h.at) or now).strftime("%Y-%m-%d %H:%M UTC"), "kind": h.kind,
                     "old": h.old_value, "new": h.new_value, "evidence": h.evidence} for h in change.history]

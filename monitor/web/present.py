@@ -18,7 +18,7 @@ from monitor.clock import as_utc
 from monitor.extract.lexicon import Lexicon
 from monitor.extract.text import html_to_text, sentences, to_simplified
 from monitor.notify.render import WORDS, cut, days_left, safe_url
-from monitor.store.models import Change, Entry
+from monitor.store.models import Change
 
 #: History events that change what a calendar event shows (its date, its status, its summary):
 #: each one raises the event's SEQUENCE, so calendar apps replace the event instead of adding one.
@@ -152,15 +152,16 @@ def _mark(lines: list[str], wanted: list[str]) -> tuple[list[list[Segment]], lis
     return paragraphs, marked_at
 
 
-def highlight(entry: Entry, evidence: str) -> Article:
-    """The entry's text with each sentence of ``evidence`` marked where it appears; the title leads
-    the text only when the evidence is the title (a headline that states the change)."""
-    text = html_to_text(entry.body or "")
+def highlight(title: str, body: str, evidence: str) -> Article:
+    """The article's text with each sentence of ``evidence`` marked where it appears; the title leads
+    the text only when the evidence is the title (a headline that states the change). An article
+    whose text retention removed has only its title."""
+    text = html_to_text(body or "")
     truncated = len(text) > ARTICLE_LIMIT
     lines = [line for line in (_SPACE.sub(" ", x).strip() for x in text[:ARTICLE_LIMIT].splitlines()) if line]
     wanted = [s for s in sentences(evidence)] or ([evidence.strip()] if evidence.strip() else [])
     paragraphs, marked_at = _mark(lines, wanted)
-    title = _SPACE.sub(" ", entry.title or "").strip()
+    title = _SPACE.sub(" ", title or "").strip()
     if not marked_at and title:
         head, head_marked = _mark([title], wanted)
         if head_marked:
