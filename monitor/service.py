@@ -99,7 +99,7 @@ def heartbeat_line(t: Tally, db: DatabaseCounts | None, sources: int, span: str)
              if db is not None else "database unreadable")
     return (f"heartbeat: last {span}: polled {len(t.sources)} of {sources} sources ({t.polls} polls, "
             f"{t.failed} failed), {t.changes} changes found, {t.sent} deliveries sent, {t.not_sent} not sent "
-            f"({t.dead} now dead); now: {state}")
+            f"({t.dead} gave up); now: {state}")
 
 
 def status_line(t: Tally, db: DatabaseCounts | None, sources: int) -> str:
