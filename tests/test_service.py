@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import DOUYIN_ITEM, HTTPServer, Project, Route, free_port, rss, wait_for
+from conftest import DOUYIN_ITEM, POSTGRES_ONLY, HTTPServer, Project, Route, free_port, rss, wait_for
 
 # The 2023 item is old news on a first poll; these tests want its alert sent (see test_daemon.py).
 DAEMON = '[daemon]\njitter = "1s"\ndeliver_every = "1s"\n[extract]\nalert_window = "36500d"\n'
@@ -215,6 +215,46 @@ def test_serve_checks_the_database_only_and_says_so(sqlite_project: Project, htt
         assert _sample(text, "policy_monitor_polls_total", source="news", outcome="ok") == 0
         assert _sample(text, "policy_monitor_sources_failing") == 0
         assert _sample(text, "policy_monitor_source_last_success_age_seconds", source="news") is not None
+    finally:
+        client.close()
+        status, err = _stop(proc)
+    assert status == 0, err
+
+
+@POSTGRES_ONLY
+def test_healthz_on_postgresql_fails_once_the_database_is_dropped(project: Project, http: HTTPServer) -> None:
+    """PostgreSQL is asked through the pool (SQLite is opened afresh): a dropped database is noticed."""
+    import psycopg
+
+    from conftest import PG_ADMIN
+
+    http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
+    project.write_config([{"name": "news", "url": http.url("/feed.xml")}], extra=DAEMON)
+    project.run("once", check=0)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}",
+                             "--config", str(project.config)], cwd=project.dir, env=project.environ(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        def health() -> httpx.Response | None:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read() if proc.stderr else "serve exited")
+            try:
+                return client.get("/healthz")
+            except httpx.TransportError:
+                return None
+
+        assert wait_for(health, timeout=60).status_code == 200
+        assert _sample(client.get("/metrics").text, "policy_monitor_database_up") == 1
+        name = project.database_url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        sick = client.get("/healthz")
+        assert sick.status_code == 503
+        assert sick.json()["reason"].startswith("database: OperationalError"), sick.json()
+        assert "password" not in sick.text and "postgres@" not in sick.text
+        assert _sample(client.get("/metrics").text, "policy_monitor_database_up") == 0
     finally:
         client.close()
         status, err = _stop(proc)
