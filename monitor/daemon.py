@@ -68,7 +68,7 @@ class Daemon:
         self.counts = Counts(app.bus)
         watchdog = self.notify.watchdog_seconds
         # The watchdog is pinged at half its period; without one the tick still proves the loop to /healthz.
-        self.tick = watchdog / 2 if watchdog else 5.0
+        self.tick = watchdog / 2 if watchdog else 30.0
         self.liveness = Liveness(self.tick if watchdog else None, self.notify.watchdog)
         # /healthz calls the loop stuck after this long without a tick or a job ending: the watchdog's
         # period, else long enough that an executor busy with slow fetches is not taken for a stuck one.
