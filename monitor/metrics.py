@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.metrics_core import Metric
@@ -48,6 +48,9 @@ NAMES = (
 
 class Metrics:
     def __init__(self, app: App) -> None:
+        # No ``*_created`` series: in the text format they are one more series per counter and label
+        # set (a third of the body with many sources) that nobody queries.
+        disable_created_metrics()
         self.app = app
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
