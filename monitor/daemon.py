@@ -188,7 +188,8 @@ class Daemon:
         self.scheduler.add_job(self._deliver_job, "interval", id="deliver", name="deliver",
                                seconds=settings.daemon.deliver_every.total_seconds(), next_run_time=now)
         # On the executor the polls use: it runs only while the scheduler dispatches and a thread is free.
-        self.scheduler.add_job(self.liveness.beat, "interval", id="tick", name="tick", seconds=self.tick)
+        self.scheduler.add_job(self.liveness.beat, "interval", id="tick", name="tick", seconds=self.tick,
+                               next_run_time=now)
         heartbeat = settings.log.heartbeat.total_seconds()
         if heartbeat > 0:
             self.scheduler.add_job(self._heartbeat_job, "interval", id="heartbeat", name="heartbeat",
