@@ -20,6 +20,7 @@ from monitor.worker import dead_here, worker_id
 if TYPE_CHECKING:  # loaded on first use: a query command needs none of them (apprise alone takes 0.4 s)
     from monitor.extract import Extractor
     from monitor.extract.lexicon import Lexicon
+    from monitor.metrics import Metrics
     from monitor.notify.dispatch import Dispatcher
     from monitor.notify.planner import Planner
     from monitor.notify.render import Renderer
@@ -67,6 +68,13 @@ class App:
         if freed:
             log.info("released %d poll lease%s left by a process that no longer runs", freed, "s" * (freed != 1))
         return freed
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """This core's Prometheus metrics (its own registry), counting the bus's events from now on."""
+        from monitor.metrics import Metrics
+
+        return Metrics(self)
 
     @cached_property
     def lexicon(self) -> Lexicon:
@@ -129,15 +137,18 @@ class App:
         """One log line per event that matters, always naming the source."""
         self.bus.subscribe(SourcePolled, lambda e: log.info(
             "source=%s polled: %s", e.source,
-            "not modified" if e.not_modified else f"{e.items} items, {e.new_entries} new"))
+            "not modified" if e.not_modified else f"{e.items} items, {e.new_entries} new", extra={"source": e.source}))
         self.bus.subscribe(SourceFailed, lambda e: log.warning(
-            "source=%s failed (%s in a row): %s", e.source, e.failures, e.error))
+            "source=%s failed (%s in a row): %s", e.source, e.failures, e.error, extra={"source": e.source}))
         self.bus.subscribe(ChangeDetected, lambda e: log.info(
-            "source=%s change #%s detected: %s", e.source, e.change_id, e.summary))
+            "source=%s change #%s detected: %s", e.source, e.change_id, e.summary,
+            extra={"source": e.source, "change_id": e.change_id}))
         self.bus.subscribe(ChangeUpdated, lambda e: log.info(
-            "source=%s change #%s updated: %s (%s -> %s)", e.source, e.change_id, e.what, e.old, e.new))
+            "source=%s change #%s updated: %s (%s -> %s)", e.source, e.change_id, e.what, e.old, e.new,
+            extra={"source": e.source, "change_id": e.change_id}))
         self.bus.subscribe(ChangeCorroborated, lambda e: log.info(
-            "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id))
+            "source=%s change #%s corroborated by entry #%s", e.source, e.change_id, e.entry_id,
+            extra={"source": e.source, "change_id": e.change_id}))
 
     def close(self) -> None:
         if "browser" in self.__dict__:

@@ -54,10 +54,14 @@ def config_option(f: F) -> F:
 
 def _config(path: str | None, secrets: bool = True) -> Config:
     try:
-        return load_config(path, secrets=secrets)
+        cfg = load_config(path, secrets=secrets)
     except ConfigError as exc:
         fail(str(exc), 2)
         raise  # unreachable
+    from monitor.logs import configure
+
+    configure(cfg.settings.log)  # [log] format: the lines from here on
+    return cfg
 
 
 def _app(path: str | None, migrate: bool = True, secrets: bool = True,  # type: ignore[no-untyped-def]

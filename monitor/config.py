@@ -107,6 +107,25 @@ class DaemonConfig(_Strict):
     shutdown_grace: Offset = timedelta(seconds=10)   # how long a stop waits for in-flight polls
 
 
+def parse_heartbeat(value: Any) -> timedelta:
+    """``[log] heartbeat``: a duration, or ``"0"`` / ``"off"`` / ``false`` for none (zero)."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "no", "none", "false")):
+        return timedelta(0)
+    try:
+        return parse_offset(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a duration (write it as 30s, 15m, 2h or 1d; \"off\" for no "
+                         "heartbeat)") from None
+
+
+class LogConfig(_Strict):
+    """How the log is written: ``text`` (one line per event) or ``json`` (one object per line), and
+    how often the daemon sums up what it did (a heartbeat line; zero turns it off)."""
+
+    format: Literal["text", "json"] = "text"
+    heartbeat: Annotated[timedelta, BeforeValidator(parse_heartbeat)] = timedelta(minutes=15)
+
+
 class DisplayConfig(_Strict):
     timezone: str = "local"   # an IANA zone name (Asia/Shanghai, UTC) or "local": the machine's
 
@@ -407,6 +426,7 @@ class Settings(_Strict):
     http: HttpConfig = HttpConfig()
     display: DisplayConfig = DisplayConfig()
     browser: BrowserConfig = BrowserConfig()
+    log: LogConfig = LogConfig()
     catalog: list[str] = Field(default_factory=list)   # platform ids (or entry names) taken from the catalog
     catalog_dir: str | None = None                     # another catalog folder (default: the shipped one)
     sources: list[SourceConfig] = Field(default_factory=list)

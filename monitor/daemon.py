@@ -12,7 +12,12 @@ redone at the next start: a poll is idempotent) and the daemon exits 0. A second
 once.
 
 With ``[http] listen`` set, the same process serves the web pages, API and feeds (as
-``policy-monitor serve`` does) from a uvicorn thread, stopped with the rest.
+``policy-monitor serve`` does) from a uvicorn thread, stopped with the rest, plus ``/metrics`` and a
+``/healthz`` that also checks this loop.
+
+Under systemd (``Type=notify``) it says ``READY=1`` once the scheduler runs, keeps ``STATUS=`` up to
+date, pings ``WATCHDOG=1`` from the executor the polls run on (see monitor.service.Liveness) and says
+``STOPPING=1`` when asked to stop. Every ``[log] heartbeat`` it logs one line summing up what it did.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from monitor.app import App
 from monitor.config import SourceConfig
 from monitor.events import ChangeDetected
 from monitor.pipeline import poll
+from monitor.sdnotify import Notifier
+from monitor.service import Counts, DatabaseCounts, Liveness, database_counts, heartbeat_line, status_line
 from monitor.store import repo
 from monitor.store.db import shown
 
@@ -60,6 +67,15 @@ class Daemon:
         # A new change is delivered at once rather than at the next delivery tick.
         app.bus.subscribe(ChangeDetected, lambda _e: self.wake_delivery())
         self.http: HTTPServer | None = None
+        self.notify = Notifier()
+        self.counts = Counts(app.bus)
+        watchdog = self.notify.watchdog_seconds
+        # The watchdog is pinged at half its period; without one the tick still proves the loop to /healthz.
+        self.tick = watchdog / 2 if watchdog else 30.0
+        self.liveness = Liveness(self.tick if watchdog else None, self.notify.watchdog)
+        # /healthz calls the loop stuck after this long without a tick or a job ending: the watchdog's
+        # period, else long enough that an executor busy with slow fetches is not taken for a stuck one.
+        self.stale_after = watchdog or max(120.0, 4 * app.config.settings.fetch.timeout.total_seconds())
 
     def open_http(self) -> None:
         """Bind ``[http] listen`` now, so a taken port stops the start with a clear error."""
@@ -69,7 +85,21 @@ class Daemon:
         from monitor.web.app import create_app
         from monitor.web.server import HTTPServer, bind
 
-        self.http = HTTPServer(create_app(self.app), bind(listen))
+        asgi = create_app(self.app)
+        asgi.state.liveness = self.loop_problem
+        _ = self.app.metrics  # counting from the first poll on
+        self.http = HTTPServer(asgi, bind(listen))
+
+    def loop_problem(self) -> str | None:
+        """Why this daemon's polling loop is not healthy, or None (for /healthz)."""
+        if self.stopping.is_set():
+            return "stopping"
+        if not self.scheduler.running:
+            return "the scheduler is not running"
+        silent = self.liveness.silent_for()
+        if silent > self.stale_after:
+            return f"the polling loop has made no progress for {silent:.0f}s"
+        return None
 
     def _jitter(self, cfg: SourceConfig) -> timedelta:
         return min(self.app.config.settings.daemon.jitter, cfg.interval / 4)
@@ -99,6 +129,7 @@ class Daemon:
             log.exception("source=%s poll crashed", cfg.name)
         finally:
             self._work(-1)
+            self.liveness.beat()
 
     def _deliver_job(self) -> None:
         if self.stopping.is_set():
@@ -110,6 +141,31 @@ class Daemon:
             log.exception("delivery pass crashed; the outbox is intact and will be retried")
         finally:
             self._work(-1)
+            self.liveness.beat()
+
+    def _database_counts(self) -> DatabaseCounts | None:
+        names = [s.name for s in self.app.config.settings.sources if s.enabled]
+        try:
+            with self.app.sessions() as s:
+                return database_counts(s, names)
+        except Exception as exc:
+            log.warning("cannot read the counts for the heartbeat/status: %s", type(exc).__name__)
+            return None
+
+    def _status_text(self) -> str:
+        sources = sum(1 for s in self.app.config.settings.sources if s.enabled)
+        return status_line(self.counts.total, self._database_counts(), sources)
+
+    def _heartbeat_job(self) -> None:
+        sources = sum(1 for s in self.app.config.settings.sources if s.enabled)
+        db_counts = self._database_counts()
+        log.info("%s", heartbeat_line(self.counts.take(), db_counts, sources,
+                                      _span(self.app.config.settings.log.heartbeat.total_seconds())))
+        if self.notify.enabled:
+            self.notify.status(status_line(self.counts.total, db_counts, sources))
+
+    def _status_job(self) -> None:
+        self.notify.status(self._status_text())
 
     def _prune_job(self) -> None:
         """Apply [retention]: one log line with what was removed."""
@@ -153,6 +209,15 @@ class Daemon:
                                seconds=settings.daemon.deliver_every.total_seconds(), next_run_time=now)
         self.scheduler.add_job(self._prune_job, "interval", id="prune", name="prune",
                                seconds=PRUNE_EVERY.total_seconds(), next_run_time=now + PRUNE_FIRST)
+        # On the executor the polls use: it runs only while the scheduler dispatches and a thread is free.
+        self.scheduler.add_job(self.liveness.beat, "interval", id="tick", name="tick", seconds=self.tick,
+                               next_run_time=now)
+        heartbeat = settings.log.heartbeat.total_seconds()
+        if heartbeat > 0:
+            self.scheduler.add_job(self._heartbeat_job, "interval", id="heartbeat", name="heartbeat",
+                                   seconds=heartbeat)
+        if self.notify.enabled and not 0 < heartbeat <= 30:
+            self.scheduler.add_job(self._status_job, "interval", id="status", name="status", seconds=30)
 
     def run(self) -> int:
         grace = self.app.config.settings.daemon.shutdown_grace.total_seconds()
@@ -178,8 +243,13 @@ class Daemon:
             self.http.start()
             log.info("serving %s (%s)", self.http.address,
                      "corrections allowed with the token" if self.app.config.settings.http.token else "read-only")
+        if self.notify.enabled:
+            self.notify.ready(self._status_text())
+            if self.notify.watchdog_seconds:
+                log.info("systemd watchdog: pinging every %gs", self.tick)
         while not self.stopping.wait(1.0):
             pass
+        self.notify.stopping("stopping: finishing the polls and deliveries in flight")
         if self.http is not None:
             self.http.stop()
         self.scheduler.shutdown(wait=False)
@@ -202,6 +272,13 @@ class Daemon:
         while self._busy > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         return self._busy <= 0
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _exit(status: int) -> None:

@@ -23,6 +23,24 @@ class SourcePolled:
 
 
 @dataclass(frozen=True)
+class PollFinished:
+    """A poll's end, whatever came of it (after SourcePolled or SourceFailed): how long it took."""
+
+    source: str
+    ok: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EntryExtracted:
+    """The extractor read one fetched item (before it is stored): how long that took."""
+
+    source: str
+    seconds: float
+    changes: int
+
+
+@dataclass(frozen=True)
 class SourceFailed:
     source: str
     error: str
@@ -66,10 +84,11 @@ class DeliveryFinished:
     ok: bool
     status: str
     error: str | None
+    kind: str = "alert"     # alert | update | reminder | ops
 
 
 Event = (SourcePolled | SourceFailed | EntryDiscovered | ChangeDetected | ChangeCorroborated | ChangeUpdated
-         | DeliveryFinished)
+         | DeliveryFinished | PollFinished | EntryExtracted)
 E = TypeVar("E")
 
 

@@ -28,6 +28,8 @@ from monitor.events import (
     ChangeDetected,
     ChangeUpdated,
     EntryDiscovered,
+    EntryExtracted,
+    PollFinished,
     SourceFailed,
     SourcePolled,
 )
@@ -60,6 +62,14 @@ class PollOutcome:
 def poll(app: App, cfg: SourceConfig) -> PollOutcome:
     """Poll ``cfg`` once. Never raises: whatever goes wrong is recorded as this source's failure and
     returned, so one bad source never stops a run or another source."""
+    started = time.monotonic()
+    outcome = _poll_guarded(app, cfg)
+    if outcome.skipped is None:
+        app.bus.publish(PollFinished(cfg.name, outcome.ok, time.monotonic() - started))
+    return outcome
+
+
+def _poll_guarded(app: App, cfg: SourceConfig) -> PollOutcome:
     try:
         return _poll(app, cfg)
     except Exception as exc:  # a bug, a database error on this source's data, a parser on odd input
@@ -250,12 +260,15 @@ def _span(delta: timedelta) -> str:
 def _extract(app: App, cfg: SourceConfig, item: FeedItem, lang: str | None) -> list[PolicyChange]:
     article = Article(id=item.guid, title=item.title, body=item.body, published=item.published, lang=lang,
                       url=item.url, platform_hint=cfg.platform, watched=cfg.parses_as == "page")
+    started = time.monotonic()
     try:
-        return list(app.extractor.extract(article))
+        found = list(app.extractor.extract(article))
     except Exception:  # an extractor bug must not lose the entry; reextract can redo it
         log.warning("source=%s extractor failed on entry %r; entry kept", cfg.name, for_display(item.title)[:120],
                     exc_info=log.isEnabledFor(logging.DEBUG))
         return []
+    app.bus.publish(EntryExtracted(cfg.name, time.monotonic() - started, len(found)))
+    return found
 
 
 def _write(app: App, cfg: SourceConfig, batch: list[tuple[FeedItem, list[PolicyChange]]], lang: str | None,

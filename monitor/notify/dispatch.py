@@ -190,7 +190,8 @@ class Dispatcher:
         if result.ok:
             repo.mark_sent(d, now)
             report.sent += 1
-            log.info("delivered %s #%s (change #%s) to notifier=%s", d.kind, d.id, d.change_id, d.notifier)
+            log.info("delivered %s #%s (change #%s) to notifier=%s", d.kind, d.id, d.change_id, d.notifier,
+                     extra=_ids(d))
         elif result.unknown:
             repo.mark_unknown(d, now, result.error or "timed out")
             report.failed += 1
@@ -198,7 +199,7 @@ class Dispatcher:
                                  f"(policy-monitor deliveries retry {d.id} sends it again)")
             log.warning("delivery #%s (%s) to notifier=%s is unknown: %s; not retried on its own "
                         "(policy-monitor deliveries retry %s sends it again)", d.id, d.kind, d.notifier, result.error,
-                        d.id)
+                        d.id, extra=_ids(d))
         else:
             repo.mark_failed(d, now, result.error or "failed", 1 if final else policy.max_attempts,
                              policy.retry_after, policy.max_retry_after)
@@ -206,6 +207,11 @@ class Dispatcher:
             report.failed += d.status == "failed"
             report.errors.append(f"notifier {d.notifier}: {result.error}")
             log.warning("delivery #%s (%s) to notifier=%s failed, attempt %s, now %s: %s", d.id, d.kind, d.notifier,
-                        d.attempts, d.status, result.error)
+                        d.attempts, d.status, result.error, extra=_ids(d))
         if self.bus:
-            self.bus.publish(DeliveryFinished(d.id, d.notifier, result.ok, d.status, result.error))
+            self.bus.publish(DeliveryFinished(d.id, d.notifier, result.ok, d.status, result.error, d.kind))
+
+
+def _ids(d: Delivery) -> dict[str, object]:
+    """The ids a JSON log line of a delivery carries (see monitor.logs)."""
+    return {"delivery_id": d.id, "change_id": d.change_id, "notifier": d.notifier, "kind": d.kind}

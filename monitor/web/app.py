@@ -184,7 +184,13 @@ def _default_routers() -> list[APIRouter]:
     return [pages.router, api.router, feeds.router]
 
 
-ROUTERS: list[Callable[[], list[APIRouter]]] = [_default_routers]
+def _ops_routers() -> list[APIRouter]:
+    from monitor.web import ops
+
+    return [ops.router]
+
+
+ROUTERS: list[Callable[[], list[APIRouter]]] = [_ops_routers, _default_routers]
 
 DESCRIPTION = """The change log of policy-monitor over HTTP: the same objects as `policy-monitor changes
 --format json`, `sources --format json` and `entries --format json`.

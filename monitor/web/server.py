@@ -54,7 +54,11 @@ class HTTPServer:
 
     def __init__(self, asgi: Any, sock: socket.socket, access_log: bool = False) -> None:
         self.sock = sock
-        config = uvicorn.Config(asgi, log_level="warning", access_log=access_log, lifespan="off",
+        # log_config=None: uvicorn's lines go through the process's own handlers, so they take the form
+        # [log] format asks for (a JSON log stays one object per line) instead of uvicorn's own.
+        # (log_level "warning" would also silence the access lines `serve -v` asks for.)
+        config = uvicorn.Config(asgi, log_level="info" if access_log else "warning", access_log=access_log,
+                                lifespan="off", log_config=None,
                                 server_header=False, proxy_headers=True, timeout_graceful_shutdown=10)
         self.server = _Server(config)
         self.thread: threading.Thread | None = None
