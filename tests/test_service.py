@@ -187,26 +187,37 @@ def test_metrics_count_polls_changes_and_deliveries_and_healthz_fails_when_the_d
     assert status == 0, err
 
 
+def _serve(project: Project) -> tuple[subprocess.Popen[str], httpx.Client, httpx.Response]:
+    """``policy-monitor serve`` on a free port, once its /healthz answers: the process, a client, and
+    that first answer."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}",
+                             "--config", str(project.config)], cwd=project.dir, env=project.environ(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    def health() -> httpx.Response | None:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read() if proc.stderr else "serve exited")
+        try:
+            return client.get("/healthz")
+        except httpx.TransportError:
+            return None
+
+    try:
+        return proc, client, wait_for(health, timeout=60)
+    except BaseException:
+        client.close()
+        _stop(proc)
+        raise
+
+
 def test_serve_checks_the_database_only_and_says_so(sqlite_project: Project, http: HTTPServer) -> None:
     http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
     sqlite_project.write_config([{"name": "news", "url": http.url("/feed.xml")}], extra=DAEMON)
     sqlite_project.run("once", check=0)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}", "--config", str(sqlite_project.config)],
-        cwd=sqlite_project.dir, env=sqlite_project.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    proc, client, r = _serve(sqlite_project)
     try:
-        def health() -> httpx.Response | None:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read() if proc.stderr else "serve exited")
-            try:
-                return client.get("/healthz")
-            except httpx.TransportError:
-                return None
-
-        r = wait_for(health, timeout=60)
         assert r.status_code == 200
         assert r.json()["checks"] == {"database": "ok",
                                       "scheduler": "not checked: policy-monitor serve runs no scheduler"}
@@ -231,21 +242,9 @@ def test_healthz_on_postgresql_fails_once_the_database_is_dropped(project: Proje
     http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
     project.write_config([{"name": "news", "url": http.url("/feed.xml")}], extra=DAEMON)
     project.run("once", check=0)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--listen", f"127.0.0.1:{port}",
-                             "--config", str(project.config)], cwd=project.dir, env=project.environ(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    proc, client, r = _serve(project)
     try:
-        def health() -> httpx.Response | None:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read() if proc.stderr else "serve exited")
-            try:
-                return client.get("/healthz")
-            except httpx.TransportError:
-                return None
-
-        assert wait_for(health, timeout=60).status_code == 200
+        assert r.status_code == 200
         assert _sample(client.get("/metrics").text, "policy_monitor_database_up") == 1
         name = project.database_url.rsplit("/", 1)[1]
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
