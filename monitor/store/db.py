@@ -45,7 +45,10 @@ class DatabaseError(Exception):
 def shown(url: str) -> str:
     """A database URL as it may be printed: no password, no query values."""
     try:
-        return mask_url(make_url(url).render_as_string(hide_password=True).replace(":***@", "@"))
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":  # a file's path holds no secret; say which file
+            return f"{parsed.drivername}:///{parsed.database or ''}"
+        return mask_url(parsed.render_as_string(hide_password=True).replace(":***@", "@"))
     except (ArgumentError, ValueError, TypeError):
         return mask_url(url)
 
