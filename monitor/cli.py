@@ -84,7 +84,7 @@ def _app(path: str | None, migrate: bool = True, secrets: bool = True,  # type: 
         from monitor.extract.lexicon import LexiconError
 
         try:
-            _ = app.lexicon
+            app.check_lexicon()
         except LexiconError as exc:
             fail(str(exc), 2)
     return app
@@ -188,10 +188,10 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         if stop.is_set():
             return PollOutcome(cfg.name, False, skipped="interrupted")
         with app.sessions.begin() as s:
-            claimed = repo.claim_poll(s, cfg.name, app.owner, clock.utcnow(), app.lease_for(cfg))
-        if not claimed:
+            state = repo.claim_poll_state(s, cfg.name, app.owner, clock.utcnow(), app.lease_for(cfg))
+        if state is None:
             return PollOutcome(cfg.name, False, skipped="another process is polling it now")
-        return poll(app, cfg)
+        return poll(app, cfg, state)
 
     def guarded(cfg: Any) -> PollOutcome:
         try:
@@ -199,7 +199,9 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         except Exception as exc:  # the database, say: still this source's outcome, the others go on
             return PollOutcome(cfg.name, False, f"{type(exc).__name__}: {exc}")
 
-    with ThreadPoolExecutor(max_workers=app.config.settings.fetch.workers, thread_name_prefix="poll") as pool:
+    # the cycle's unchanged polls are recorded together (monitor.ledger), before anything is delivered
+    with app.ledger.batched(), ThreadPoolExecutor(max_workers=app.config.settings.fetch.workers,
+                                                  thread_name_prefix="poll") as pool:
         outcomes = list(pool.map(guarded, sources))
     failed = 0
     for outcome in outcomes:
@@ -215,7 +217,7 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         app.close()
         sys.exit(130)
     if not no_deliver:
-        app.dispatcher.deliver_due()  # each failed delivery is logged once, with the channel's own words
+        app.deliver_due()  # each failed delivery is logged once, with the channel's own words
     app.close()
     sys.exit(1 if failed else 0)
 

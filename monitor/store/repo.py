@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from sqlalchemy import Select, Text, and_, cast, func, or_, select, text, update
+from sqlalchemy import Select, Table, Text, and_, bindparam, case, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from monitor.clock import as_utc
@@ -94,6 +94,72 @@ def claim_poll(session: Session, name: str, owner: str, now: datetime, lease: ti
     result = session.execute(update(Source).where(*cond).values(lease_owner=owner, lease_until=now + lease)
                              .execution_options(synchronize_session=False))
     return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
+
+
+@dataclass(frozen=True)
+class PollState:
+    """What a poll needs of its source's row: the conditional-GET validators, and whether it ever
+    succeeded (a first poll records old news without alerting)."""
+
+    etag: str | None
+    last_modified: str | None
+    first: bool
+
+
+def claim_poll_state(session: Session, name: str, owner: str, now: datetime, lease: timedelta,
+                     due_by: datetime | None = None) -> PollState | None:
+    """``claim_poll`` that also returns the source's poll state (None when not claimed): the claim
+    and the read are one statement, so an unchanged poll costs one round trip before its fetch."""
+    cond = [Source.name == name, or_(Source.lease_until.is_(None), Source.lease_until <= now)]
+    if due_by is not None:
+        cond.append(or_(Source.next_poll.is_(None), Source.next_poll <= due_by))
+    row = session.execute(update(Source).where(*cond).values(lease_owner=owner, lease_until=now + lease)
+                          .returning(Source.etag, Source.last_modified, Source.last_success)
+                          .execution_options(synchronize_session=False)).first()
+    return None if row is None else PollState(row[0], row[1], row[2] is None)
+
+
+def poll_state(session: Session, name: str) -> PollState:
+    etag, last_modified, last_success = session.execute(
+        select(Source.etag, Source.last_modified, Source.last_success).where(Source.name == name)).one()
+    return PollState(etag, last_modified, last_success is None)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """An unchanged poll waiting to be recorded (see monitor.ledger)."""
+
+    name: str
+    at: datetime
+    next_poll: datetime
+    etag: str | None
+    last_modified: str | None
+
+
+def ops_alerted_among(session: Session, names: Sequence[str]) -> set[str]:
+    """Which of these sources an operator was told are failing (their recovery is reported)."""
+    found: set[str] = set()
+    for start in range(0, len(names), 500):
+        found.update(session.scalars(select(Source.name).where(Source.name.in_(names[start:start + 500]),
+                                                              Source.ops_alerted.is_(True))))
+    return found
+
+
+def record_unchanged(session: Session, rows: Sequence[Unchanged], owner: str | None) -> None:
+    """``record_success`` of many unchanged polls (no new entries, the warning kept) in one
+    executemany: what it writes per row is what record_success writes, lease release included."""
+    if not rows:
+        return
+    t: Table = Source.__table__  # type: ignore[assignment]
+    mine = t.c.lease_owner == owner
+    stmt = update(t).where(t.c.name == bindparam("b_name")).values(
+        status="ok", last_polled=bindparam("b_at"), last_success=bindparam("b_at"), last_error=None, failures=0,
+        failing_since=None, next_poll=bindparam("b_next"), etag=bindparam("b_etag"),
+        last_modified=bindparam("b_lm"),
+        lease_owner=case((mine, None), else_=t.c.lease_owner),
+        lease_until=case((mine, None), else_=t.c.lease_until))
+    session.connection().execute(stmt, [{"b_name": r.name, "b_at": r.at, "b_next": r.next_poll, "b_etag": r.etag,
+                                         "b_lm": r.last_modified} for r in rows])
 
 
 def renew_lease(session: Session, name: str, owner: str, until: datetime) -> bool:
