@@ -155,9 +155,9 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    from monitor.claims import Claims
     from monitor.pipeline import PollOutcome, poll
     from monitor.sanitize import for_display
-    from monitor.store import repo
 
     app = _app(config_path, secrets=not no_deliver, extracting=True)
     sources = [s for s in app.config.settings.sources if s.enabled]
@@ -184,11 +184,13 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
 
+    workers = app.config.settings.fetch.workers
+    claims = Claims(app, sources, chunk=2 * workers)
+
     def one(cfg: Any) -> PollOutcome:
         if stop.is_set():
             return PollOutcome(cfg.name, False, skipped="interrupted")
-        with app.sessions.begin() as s:
-            state = repo.claim_poll_state(s, cfg.name, app.owner, clock.utcnow(), app.lease_for(cfg))
+        state = claims.take(cfg)
         if state is None:
             return PollOutcome(cfg.name, False, skipped="another process is polling it now")
         return poll(app, cfg, state)
@@ -200,9 +202,9 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
             return PollOutcome(cfg.name, False, f"{type(exc).__name__}: {exc}")
 
     # the cycle's unchanged polls are recorded together (monitor.ledger), before anything is delivered
-    with app.ledger.batched(), ThreadPoolExecutor(max_workers=app.config.settings.fetch.workers,
-                                                  thread_name_prefix="poll") as pool:
+    with app.ledger.batched(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
         outcomes = list(pool.map(guarded, sources))
+    claims.release_unpolled()
     failed = 0
     for outcome in outcomes:
         if outcome.skipped:

@@ -119,6 +119,18 @@ def claim_poll_state(session: Session, name: str, owner: str, now: datetime, lea
     return None if row is None else PollState(row[0], row[1], row[2] is None)
 
 
+def claim_polls(session: Session, names: Sequence[str], owner: str, now: datetime, lease: timedelta
+                ) -> dict[str, PollState]:
+    """``claim_poll_state`` for many sources in one statement (`once` claims its sources a few
+    dozen at a time): the ones claimed, with their poll state; the others another worker holds."""
+    free = or_(Source.lease_until.is_(None), Source.lease_until <= now)
+    rows = session.execute(update(Source).where(Source.name.in_(names), free)
+                           .values(lease_owner=owner, lease_until=now + lease)
+                           .returning(Source.name, Source.etag, Source.last_modified, Source.last_success)
+                           .execution_options(synchronize_session=False))
+    return {name: PollState(etag, lm, last is None) for name, etag, lm, last in rows}
+
+
 def poll_state(session: Session, name: str) -> PollState:
     etag, last_modified, last_success = session.execute(
         select(Source.etag, Source.last_modified, Source.last_success).where(Source.name == name)).one()
