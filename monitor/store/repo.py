@@ -4,11 +4,12 @@ so SQLite and PostgreSQL behave the same and the CLI shows exactly what the daem
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Select, Table, Text, and_, bindparam, case, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, selectinload
@@ -321,7 +322,7 @@ def _first_reported(session: Session, row: Change) -> datetime:
     return first
 
 
-def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
+def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: Callable[[], datetime]) -> bool:
     """A later report of the same rule with another date moves it ("推迟至4月1日"), as long as the old
     date was still ahead (or just passed) when the report came and the two dates are close."""
     if row.action != found.action or not _targets_overlap(row, found) or row.status != "active":
@@ -329,17 +330,18 @@ def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: dat
     if not (row.effective_date and found.effective_date and row.effective_date != found.effective_date):
         return False
     return (abs(found.effective_date - row.effective_date) <= MOVE_WINDOW
-            and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first)
+            and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first())
 
 
-def _reverses(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
+def _reverses(row: Change, found: PolicyChange, reported: datetime, first: Callable[[], datetime]) -> bool:
     """An opposite report (allow after a ban) about the same platform and targets, soon after."""
     if row.status != "active" or found.action not in _OPPOSITE.get(row.action, set()):
         return False
     if not row.targets or not found.targets or not set(row.targets) & set(found.targets):
         if row.targets or found.targets:
             return False
-    return first <= reported <= first + REVERSAL_WINDOW
+    start = first()
+    return start <= reported <= start + REVERSAL_WINDOW
 
 
 def lock_platforms(session: Session, platforms: Iterable[str]) -> None:
@@ -451,7 +453,8 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     for row in candidates:
         if row.id in existing_mention or row.status == "withdrawn":
             continue  # re-extraction of an entry already counted: never an update of its own change
-        first = _first_reported(session, row)
+        # when it was first reported: one query, asked only by a candidate that passes every other test
+        first = functools.cache(functools.partial(_first_reported, session, row))
         if _moves_date(row, found, reported, first) and row.id not in date_fixed:
             added = mention(row)
             ev = event(row, "date_moved", row.effective_date, found.effective_date)
