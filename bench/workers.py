@@ -8,7 +8,8 @@ One local server (bench/feedserver.py, in its own process) serves the feeds and 
 as webhooks (apprise's json://). For each daemon count, a fresh database is created on
 127.0.0.1:5432 (trust auth, as the tests use) and dropped afterwards; that many `policy-monitor run`
 processes share it for --seconds, with every source polled every --interval seconds. Printed per
-count: polls per second (requests the server answered over the window), the first cycle's length,
+count: polls per second (requests the server answered over the window), the first cycle's length
+(every source fetched, stored and extracted once) and the poll rate after it (mostly 304s),
 duplicate polls (the same source fetched twice less than half an interval apart: what the poll leases
 exist to prevent, since a daemon's own scheduler never does that), and deliveries: the alerts the
 webhook received, and duplicates (one change delivered twice; must be 0).
@@ -115,6 +116,10 @@ def one_run(daemons: int, port: int, args: argparse.Namespace, tmp: Path) -> Non
                          if b - a < args.interval / 2)
         first_times = sorted(min(times) for times in by_source.values())
         first_cycle = (first_times[-1] - started) if len(first_times) >= args.sources else float("nan")
+        # after the first cycle (every source fetched and extracted once) polls are mostly 304s
+        after = [t for _i, t in polls if t > started + first_cycle]
+        steady = (f"{len(after) / (window - first_cycle):6.1f} polls/s after it"
+                  if first_cycle == first_cycle and window - first_cycle >= 10 else "  (no steady part)")
         # A duplicate delivery is one outbox row sent twice: the webhook got more messages than rows
         # were marked sent (a row sent and not yet marked when the daemon stopped would count too).
         received = len(s["hooks"])
@@ -123,7 +128,7 @@ def one_run(daemons: int, port: int, args: argparse.Namespace, tmp: Path) -> Non
         tracebacks = sum((d / f"daemon{k}.log").read_text(errors="replace").count("Traceback") for k in range(daemons))
         print(f"{daemons} daemon{'s' if daemons > 1 else ' '}  {len(polls) / window:7.1f} polls/s  "
               f"({len(polls)} in {window:.0f} s; {s['200']} x 200, {s['304']} x 304)  "
-              f"first cycle {first_cycle:5.1f} s  duplicate polls {duplicates}  "
+              f"first cycle {first_cycle:5.1f} s, {steady}  duplicate polls {duplicates}  "
               f"{changes} changes, {sent} deliveries sent ({unsent} not yet), webhook got {received}: duplicated {duplicated}  "
               f"tracebacks {tracebacks}", flush=True)
     finally:
