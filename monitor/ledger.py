@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import as_utc
+from monitor.sanitize import mask_urls_in
 from monitor.store import repo
 
 if TYPE_CHECKING:
@@ -107,11 +108,12 @@ class Ledger:
                         repo.record_success(s, src, r.at, r.next_poll - r.at, r.etag, r.last_modified, 0,
                                             owner=self.owner, warning=src.last_warning)
                         self.planner().on_source_recovered(s, src, since, r.at)
-        except Exception:
+        except Exception as exc:
             if raising:
                 raise
-            log.warning("could not record %d unchanged poll%s (%s...); those sources are polled again "
-                        "when their leases end", len(rows), "s" * (len(rows) != 1),
-                        ", ".join(r.name for r in rows[:3]), exc_info=True)
+            log.warning("could not record %d unchanged poll%s (source=%s ...): %s: %s; those sources are "
+                        "polled again when their leases end", len(rows), "s" * (len(rows) != 1),
+                        ",".join(r.name for r in rows[:3]), type(exc).__name__, mask_urls_in(str(exc))[:300])
+            log.debug("unchanged polls not recorded", exc_info=True)
             return 0
         return len(rows)
