@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import clock
 from monitor.config import Config, SourceConfig
 from monitor.events import Bus, ChangeCorroborated, ChangeDetected, ChangeUpdated, SourceFailed, SourcePolled
 from monitor.store import db, repo
@@ -20,6 +21,7 @@ from monitor.worker import dead_here, worker_id
 if TYPE_CHECKING:  # loaded on first use: a query command needs none of them (apprise alone takes 0.4 s)
     from monitor.extract import Extractor
     from monitor.extract.lexicon import Lexicon
+    from monitor.ledger import Ledger
     from monitor.metrics import Metrics
     from monitor.notify.dispatch import Dispatcher
     from monitor.notify.planner import Planner
@@ -82,6 +84,21 @@ class App:
 
         return load_lexicon(self.config.relative(self.config.settings.extract.lexicon))
 
+    def check_lexicon(self) -> None:
+        """Raise LexiconError now if the configured lexicon is broken; it is compiled on first use."""
+        from monitor.extract.lexicon import check
+
+        check(self.config.relative(self.config.settings.extract.lexicon))
+
+    def deliver_due(self) -> None:
+        """Deliver what is due; the dispatcher (apprise, templates, the lexicon: a third of a second
+        and tens of megabytes) is only built once something is."""
+        if "dispatcher" not in self.__dict__:
+            with self.sessions() as s:
+                if not repo.due_notifiers(s, clock.utcnow()):
+                    return
+        self.dispatcher.deliver_due()
+
     @cached_property
     def extractor(self) -> Extractor:
         from monitor.extract import Extractor
@@ -103,10 +120,17 @@ class App:
         return Dispatcher(self.sessions, self.config, self.renderer, self.bus)
 
     @cached_property
+    def ledger(self) -> Ledger:
+        """Where unchanged polls are recorded, in batches during a cycle (see monitor.ledger)."""
+        from monitor.ledger import Ledger
+
+        return Ledger(self.sessions, self.owner, lambda: self.planner)
+
+    @cached_property
     def planner(self) -> Planner:
         from monitor.notify.planner import Planner
 
-        return Planner(self.config.settings, self.lexicon)
+        return Planner(self.config.settings, lambda: self.lexicon)
 
     @property
     def fetch_limits(self) -> FetchLimits:

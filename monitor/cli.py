@@ -88,7 +88,7 @@ def _app(path: str | None, migrate: bool = True, secrets: bool = True,  # type: 
         from monitor.extract.lexicon import LexiconError
 
         try:
-            _ = app.lexicon
+            app.check_lexicon()
         except LexiconError as exc:
             fail(str(exc), 2)
     return app
@@ -159,9 +159,9 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    from monitor.claims import Claims
     from monitor.pipeline import PollOutcome, poll
     from monitor.sanitize import for_display
-    from monitor.store import repo
 
     app = _app(config_path, secrets=not no_deliver, extracting=True)
     sources = [s for s in app.config.settings.sources if s.enabled]
@@ -188,14 +188,16 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
 
+    workers = app.config.settings.fetch.workers
+    claims = Claims(app, sources, chunk=2 * workers)
+
     def one(cfg: Any) -> PollOutcome:
         if stop.is_set():
             return PollOutcome(cfg.name, False, skipped="interrupted")
-        with app.sessions.begin() as s:
-            claimed = repo.claim_poll(s, cfg.name, app.owner, clock.utcnow(), app.lease_for(cfg))
-        if not claimed:
+        state = claims.take(cfg)
+        if state is None:
             return PollOutcome(cfg.name, False, skipped="another process is polling it now")
-        return poll(app, cfg)
+        return poll(app, cfg, state)
 
     def guarded(cfg: Any) -> PollOutcome:
         try:
@@ -203,8 +205,10 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         except Exception as exc:  # the database, say: still this source's outcome, the others go on
             return PollOutcome(cfg.name, False, f"{type(exc).__name__}: {exc}")
 
-    with ThreadPoolExecutor(max_workers=app.config.settings.fetch.workers, thread_name_prefix="poll") as pool:
+    # the cycle's unchanged polls are recorded together (monitor.ledger), before anything is delivered
+    with app.ledger.batched(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
         outcomes = list(pool.map(guarded, sources))
+    claims.release_unpolled()
     failed = 0
     for outcome in outcomes:
         if outcome.skipped:
@@ -219,7 +223,7 @@ def once(config_path: str | None, source_name: str | None, no_deliver: bool, ver
         app.close()
         sys.exit(130)
     if not no_deliver:
-        app.dispatcher.deliver_due()  # each failed delivery is logged once, with the channel's own words
+        app.deliver_due()  # each failed delivery is logged once, with the channel's own words
     app.close()
     sys.exit(1 if failed else 0)
 

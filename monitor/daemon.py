@@ -118,11 +118,14 @@ class Daemon:
             # jitter early; a source polled less than half an interval ago is never due again.
             now = clock.utcnow()
             early = min(self._jitter(cfg) + timedelta(seconds=1), cfg.interval / 2)
+            if self.app.ledger.pending(cfg.name):  # its last 304 is still queued, with our lease
+                self.app.ledger.flush()
             with self.app.sessions.begin() as s:
-                claimed = repo.claim_poll(s, cfg.name, self.app.owner, now, self.app.lease_for(cfg), now + early)
-            if claimed and not self.stopping.is_set():
-                poll(self.app, cfg)
-            elif claimed:
+                claimed = repo.claim_poll_state(s, cfg.name, self.app.owner, now, self.app.lease_for(cfg),
+                                                now + early)
+            if claimed is not None and not self.stopping.is_set():
+                poll(self.app, cfg, claimed)
+            elif claimed is not None:
                 with self.app.sessions.begin() as s:
                     repo.release_lease(repo.get_source(s, cfg.name), self.app.owner)
         except Exception:  # the database gone, say: log, and let the next run try again
@@ -136,7 +139,7 @@ class Daemon:
             return
         self._work(+1)
         try:
-            self.app.dispatcher.deliver_due()
+            self.app.deliver_due()
         except Exception:
             log.exception("delivery pass crashed; the outbox is intact and will be retried")
         finally:
@@ -218,6 +221,8 @@ class Daemon:
                                    seconds=heartbeat)
         if self.notify.enabled and not 0 < heartbeat <= 30:
             self.scheduler.add_job(self._status_job, "interval", id="status", name="status", seconds=30)
+        # unchanged polls are recorded in batches (monitor.ledger): at most about a second late
+        self.scheduler.add_job(self.app.ledger.flush_due, "interval", id="ledger", name="ledger", seconds=0.5)
 
     def run(self) -> int:
         grace = self.app.config.settings.daemon.shutdown_grace.total_seconds()
@@ -234,6 +239,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.app.release_dead_leases()
+        self.app.ledger.start_batching()
         self.schedule()
         enabled = [s.name for s in self.app.config.settings.sources if s.enabled]
         log.info("daemon started: %d sources, %d notifiers, database %s", len(enabled),
@@ -260,8 +266,10 @@ class Daemon:
             # A poll cut off ends within moments; a delivery keeps its own limit (delivery.timeout).
             if not self._drain(self.app.config.settings.delivery.timeout.total_seconds() + 5):
                 log.warning("%d job%s still running; exiting anyway", self._busy, "s" * (self._busy != 1))
+                self.app.ledger.stop_batching()
                 log.info("daemon stopped")
                 _exit(0)
+        self.app.ledger.stop_batching()
         self.app.close()
         log.info("daemon stopped")
         return 0

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,11 +35,12 @@ from monitor.events import (
 )
 from monitor.extract.model import Article, PolicyChange
 from monitor.sanitize import clean_text, for_display, mask_urls_in
-from monitor.sources import filters, json_api, limits, pages
-from monitor.sources.charset import decode_html, decode_page
-from monitor.sources.feeds import FeedItem, ParseError, parse_feed_checked
+from monitor.sources import limits
 from monitor.sources.fetch import FetchError, FetchResult
 from monitor.store import repo
+
+if TYPE_CHECKING:  # the parsers are imported on first use: an unchanged cycle (all 304) needs none
+    from monitor.sources.feeds import FeedItem
 
 log = logging.getLogger("monitor.pipeline")
 #: Entries written per transaction: short enough that other writers (another source's poll, the
@@ -59,19 +60,20 @@ class PollOutcome:
     skipped: str | None = None   # not polled, and not a failure: why (another worker has it, stopping)
 
 
-def poll(app: App, cfg: SourceConfig) -> PollOutcome:
+def poll(app: App, cfg: SourceConfig, state: repo.PollState | None = None) -> PollOutcome:
     """Poll ``cfg`` once. Never raises: whatever goes wrong is recorded as this source's failure and
-    returned, so one bad source never stops a run or another source."""
+    returned, so one bad source never stops a run or another source. ``state``: the source's row as
+    its claim returned it (``repo.claim_poll_state``), else it is read here."""
     started = time.monotonic()
-    outcome = _poll_guarded(app, cfg)
+    outcome = _poll_guarded(app, cfg, state)
     if outcome.skipped is None:
         app.bus.publish(PollFinished(cfg.name, outcome.ok, time.monotonic() - started))
     return outcome
 
 
-def _poll_guarded(app: App, cfg: SourceConfig) -> PollOutcome:
+def _poll_guarded(app: App, cfg: SourceConfig, state: repo.PollState | None) -> PollOutcome:
     try:
-        return _poll(app, cfg)
+        return _poll(app, cfg, state)
     except Exception as exc:  # a bug, a database error on this source's data, a parser on odd input
         log.debug("source=%s poll crashed", cfg.name, exc_info=True)
         error = f"internal error: {type(exc).__name__}: {for_display(mask_urls_in(str(exc)))[:300]}"
@@ -82,11 +84,11 @@ def _poll_guarded(app: App, cfg: SourceConfig) -> PollOutcome:
             return PollOutcome(cfg.name, False, f"{error}; recording it failed too: {type(again).__name__}")
 
 
-def _poll(app: App, cfg: SourceConfig) -> PollOutcome:
-    with app.sessions() as s:
-        src = repo.get_source(s, cfg.name)
-        etag, last_modified = src.etag, src.last_modified
-        first = src.last_success is None
+def _poll(app: App, cfg: SourceConfig, state: repo.PollState | None) -> PollOutcome:
+    if state is None:
+        with app.sessions() as s:
+            state = repo.poll_state(s, cfg.name)
+    etag, last_modified, first = state.etag, state.last_modified, state.first
     timeout = cfg.timeout.total_seconds() if cfg.timeout else None
     try:
         result = _fetch(app, cfg, etag, last_modified, timeout)
@@ -95,16 +97,22 @@ def _poll(app: App, cfg: SourceConfig) -> PollOutcome:
             return _give_back(app, cfg, "stopped before it finished (shutting down)")
         return _fail(app, cfg, str(exc), exc.retry_after)
     if result.not_modified:
-        with app.sessions.begin() as s:
-            _succeed(app, s, cfg, etag, last_modified, 0, keep_warning=True)
+        # a timestamp and the lease's release, written with the cycle's other 304s (monitor.ledger)
+        app.ledger.unchanged(cfg.name, clock.utcnow(), cfg.interval, etag, last_modified)
         app.bus.publish(SourcePolled(cfg.name, 0, 0, True))
         return PollOutcome(cfg.name, True)
     try:
+        from monitor.sources import filters
+
         items, version, warning = _parse(app, cfg, result)
         items = filters.apply(items, cfg.include, cfg.exclude)
-    except (ParseError, pages.PageError) as exc:
-        return _fail(app, cfg, str(exc))
-    except Exception as exc:  # a parser on pathological input: still just this source's problem
+    except Exception as exc:
+        from monitor.sources.feeds import ParseError
+        from monitor.sources.pages import PageError
+
+        if isinstance(exc, (ParseError, PageError)):
+            return _fail(app, cfg, str(exc))
+        # a parser on pathological input: still just this source's problem
         log.debug("source=%s parse crash", cfg.name, exc_info=True)
         return _fail(app, cfg, f"cannot parse: {type(exc).__name__}: {for_display(str(exc))[:300]}")
     cap = app.config.settings.fetch.max_items
@@ -129,6 +137,10 @@ def _poll(app: App, cfg: SourceConfig) -> PollOutcome:
 def _parse(app: App, cfg: SourceConfig, result: FetchResult
            ) -> tuple[list[FeedItem], "PendingVersion | None", str | None]:
     """Items (and, for a watched page, its new version) and a warning for the user, if any."""
+    from monitor.sources import json_api, pages
+    from monitor.sources.charset import decode_page
+    from monitor.sources.feeds import parse_feed_checked
+
     if cfg.kind == "feed":
         parsed = parse_feed_checked(result.content, result.headers, result.url)
         if parsed.note:
@@ -177,6 +189,8 @@ def _fetch(app: App, cfg: SourceConfig, etag: str | None, last_modified: str | N
     if cfg.kind == "browser":
         return app.browser.render(cfg, timeout)
     if cfg.kind == "json":
+        from monitor.sources import json_api
+
         return json_api.fetch(app.fetcher, cfg, etag, last_modified, timeout)
     return app.fetcher.fetch(cfg.url, etag=etag, last_modified=last_modified, timeout=timeout)
 
@@ -316,6 +330,9 @@ def _keep_lease(app: App, cfg: SourceConfig) -> None:
 
 def _follow(app: App, cfg: SourceConfig, item: FeedItem) -> FeedItem:
     """The item with its own page's main text as body; unchanged (and logged) when that page fails."""
+    from monitor.sources import pages
+    from monitor.sources.charset import decode_html
+
     if not item.url:
         return item
     try:
@@ -348,6 +365,9 @@ def _add_version(s: Session, cfg: SourceConfig, version: PendingVersion | None) 
 def _page_change(app: App, cfg: SourceConfig, html: str) -> tuple[list[FeedItem], PendingVersion | None]:
     """A watched page: when its stable text changed, a new version (stored by the caller, with the
     entry) and what it added as the entry. The first version is the baseline and reports nothing."""
+    from monitor.sources import pages
+    from monitor.sources.feeds import FeedItem
+
     text = pages.watched_text(html, cfg.selector, cfg.ignore)
     digest = pages.version_hash(text)
     title = pages.page_title(html) or cfg.name

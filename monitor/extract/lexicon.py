@@ -94,12 +94,15 @@ def _cue_index(by_class: dict[str, list[str]]) -> CueIndex:
     # The index finds the longest word at each place ("商品链接", not "链接" inside it): a word also
     # carries the classes of the cue words it contains, except their actions ("no longer allow" is
     # a ban, not an allow).
+    # (Each word's own substrings are looked up, rather than every pair of words compared: the same
+    # result in a fraction of the start-up time.)
     inner: dict[str, set[str]] = {}
+    longest = max((len(u) for u in classes), default=0)
     for w in classes:
-        for u, u_classes in classes.items():
-            if u != w and len(u) < len(w) and u in w and (
-                    not re.match(r"[a-z0-9]", u) or re.search(r"(?<![a-z0-9])" + re.escape(u) + r"(?![a-z0-9])", w)):
-                inner.setdefault(w, set()).update(c for c in u_classes if not c.startswith("act:"))
+        inside = {w[i:j] for i in range(len(w)) for j in range(i + 1, min(len(w), i + longest) + 1)} - {w}
+        for u in inside & classes.keys():
+            if not re.match(r"[a-z0-9]", u) or re.search(r"(?<![a-z0-9])" + re.escape(u) + r"(?![a-z0-9])", w):
+                inner.setdefault(w, set()).update(c for c in classes[u] if not c.startswith("act:"))
     for w, extra in inner.items():
         classes[w] |= extra
     pattern = re.compile(_word_pattern(list(classes), ignore_case=True), re.IGNORECASE)
@@ -179,6 +182,41 @@ def _words(obj: Any, key: str, path: Path) -> list[str]:
     return list(obj)
 
 
+def validate(raw: dict[str, Any], path: Path) -> None:
+    """Every check ``parse`` makes, without compiling anything: a command reports a broken lexicon
+    before it runs, and compiles the patterns only when it first extracts or plans."""
+    for pid, spec in _need(raw.get("platforms"), dict, "platforms", path).items():
+        key = f"platforms.{pid}"
+        _need(spec, dict, key, path)
+        unknown = set(spec) - {"name", "name_zh", "tz", "aliases", "regulator"}
+        if unknown:
+            raise LexiconError(f"{path}: {key}.{sorted(unknown)[0]}: unknown key")
+        _words(spec.get("aliases", []), f"{key}.aliases", path)
+        _need(spec.get("regulator", False), bool, f"{key}.regulator", path)
+    raw_cues = _need(raw.get("cues"), dict, "cues", path)
+    for lang in LANGS:
+        c = _need(raw_cues.get(lang), dict, f"cues.{lang}", path)
+        unknown_cls = set(c) - set(_CLASSES) - {"actions", "link_types"}
+        if unknown_cls:
+            raise LexiconError(f"{path}: cues.{lang}.{sorted(unknown_cls)[0]}: unknown cue class "
+                               f"(known: {', '.join(_CLASSES)}, actions, link_types)")
+        for k in _CLASSES:
+            _words(c.get(k, []), f"cues.{lang}.{k}", path)
+        acts = _need(c.get("actions"), dict, f"cues.{lang}.actions", path)
+        types = _need(c.get("link_types"), dict, f"cues.{lang}.link_types", path)
+        for a, w in acts.items():
+            _words(w, f"cues.{lang}.actions.{a}", path)
+        for t, w in types.items():
+            _words(w, f"cues.{lang}.link_types.{t}", path)
+        for name in acts:
+            if name not in ACTIONS:
+                raise LexiconError(f"{path}: cues.{lang}.actions.{name}: not an action ({', '.join(ACTIONS)})")
+        for name in types:
+            if name not in LINK_TYPES:
+                raise LexiconError(
+                    f"{path}: cues.{lang}.link_types.{name}: not a link type ({', '.join(LINK_TYPES)})")
+
+
 def parse(raw: dict[str, Any], path: Path) -> Lexicon:
     platforms: dict[str, Platform] = {}
     alias_index: dict[str, str] = {}
@@ -230,14 +268,25 @@ def parse(raw: dict[str, Any], path: Path) -> Lexicon:
                    _cue_index(by_class))
 
 
-@lru_cache(maxsize=8)
-def load(path: str | None = None) -> Lexicon:
-    """The lexicon at ``path`` (default: the one shipped with policy-monitor), validated."""
+def _read(path: str | None) -> tuple[dict[str, Any], Path]:
     p = Path(path) if path else BUILTIN
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8")), p
     except FileNotFoundError:
         raise LexiconError(f"{p}: no such lexicon file")
     except tomllib.TOMLDecodeError as exc:
         raise LexiconError(f"{p}: not valid TOML: {exc}")
+
+
+@lru_cache(maxsize=8)
+def load(path: str | None = None) -> Lexicon:
+    """The lexicon at ``path`` (default: the one shipped with policy-monitor), validated."""
+    raw, p = _read(path)
     return parse(raw, p)
+
+
+@lru_cache(maxsize=8)
+def check(path: str | None = None) -> None:
+    """Raise LexiconError as ``load`` would, at a tenth of its cost (nothing is compiled)."""
+    raw, p = _read(path)
+    validate(raw, p)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -61,9 +61,17 @@ def ops_key(event: str, source: str, when: datetime) -> str:
 
 
 class Planner:
-    def __init__(self, settings: Settings, lexicon: Lexicon) -> None:
+    def __init__(self, settings: Settings, lexicon: Lexicon | Callable[[], Lexicon]) -> None:
+        """``lexicon`` may be given as a function that loads it: a poll cycle with nothing new (or
+        only failures) plans nothing that needs it, and is spared compiling it."""
         self.settings = settings
-        self.lexicon = lexicon
+        self._lexicon = lexicon
+
+    @property
+    def lexicon(self) -> Lexicon:
+        if not isinstance(self._lexicon, Lexicon):
+            self._lexicon = self._lexicon()
+        return self._lexicon
 
     @property
     def notifiers(self) -> Sequence[NotifierConfig]:

@@ -414,6 +414,9 @@ class Fetcher:
         shown = mask_url(str(resp.url))
         reason = for_display(resp.reason_phrase)[:100]
         if resp.status_code == 304:
+            # A 304 has no body; reading its end lets the connection go back to the pool (closing
+            # it unread would drop it, and the next poll of the host would pay a new connect).
+            resp.read()
             return FetchResult(304, str(resp.url), etag=headers.get("If-None-Match"),
                                last_modified=headers.get("If-Modified-Since"))
         if resp.status_code in (429, 503):

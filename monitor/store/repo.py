@@ -4,13 +4,14 @@ so SQLite and PostgreSQL behave the same and the CLI shows exactly what the daem
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Select, Text, and_, cast, func, or_, select, text, update
+from sqlalchemy import Select, Table, Text, and_, bindparam, case, cast, func, or_, select, text, update
 from sqlalchemy.orm import Session, defer, selectinload
 
 from monitor.clock import as_utc
@@ -104,6 +105,84 @@ def claim_poll(session: Session, name: str, owner: str, now: datetime, lease: ti
     result = session.execute(update(Source).where(*cond).values(lease_owner=owner, lease_until=now + lease)
                              .execution_options(synchronize_session=False))
     return bool(getattr(result, "rowcount", 0))  # a CursorResult for an UPDATE
+
+
+@dataclass(frozen=True)
+class PollState:
+    """What a poll needs of its source's row: the conditional-GET validators, and whether it ever
+    succeeded (a first poll records old news without alerting)."""
+
+    etag: str | None
+    last_modified: str | None
+    first: bool
+
+
+def claim_poll_state(session: Session, name: str, owner: str, now: datetime, lease: timedelta,
+                     due_by: datetime | None = None) -> PollState | None:
+    """``claim_poll`` that also returns the source's poll state (None when not claimed): the claim
+    and the read are one statement, so an unchanged poll costs one round trip before its fetch."""
+    cond = [Source.name == name, or_(Source.lease_until.is_(None), Source.lease_until <= now)]
+    if due_by is not None:
+        cond.append(or_(Source.next_poll.is_(None), Source.next_poll <= due_by))
+    row = session.execute(update(Source).where(*cond).values(lease_owner=owner, lease_until=now + lease)
+                          .returning(Source.etag, Source.last_modified, Source.last_success)
+                          .execution_options(synchronize_session=False)).first()
+    return None if row is None else PollState(row[0], row[1], row[2] is None)
+
+
+def claim_polls(session: Session, names: Sequence[str], owner: str, now: datetime, lease: timedelta
+                ) -> dict[str, PollState]:
+    """``claim_poll_state`` for many sources in one statement (`once` claims its sources a few
+    dozen at a time): the ones claimed, with their poll state; the others another worker holds."""
+    free = or_(Source.lease_until.is_(None), Source.lease_until <= now)
+    rows = session.execute(update(Source).where(Source.name.in_(names), free)
+                           .values(lease_owner=owner, lease_until=now + lease)
+                           .returning(Source.name, Source.etag, Source.last_modified, Source.last_success)
+                           .execution_options(synchronize_session=False))
+    return {name: PollState(etag, lm, last is None) for name, etag, lm, last in rows}
+
+
+def poll_state(session: Session, name: str) -> PollState:
+    etag, last_modified, last_success = session.execute(
+        select(Source.etag, Source.last_modified, Source.last_success).where(Source.name == name)).one()
+    return PollState(etag, last_modified, last_success is None)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """An unchanged poll waiting to be recorded (see monitor.ledger)."""
+
+    name: str
+    at: datetime
+    next_poll: datetime
+    etag: str | None
+    last_modified: str | None
+
+
+def ops_alerted_among(session: Session, names: Sequence[str]) -> set[str]:
+    """Which of these sources an operator was told are failing (their recovery is reported)."""
+    found: set[str] = set()
+    for start in range(0, len(names), 500):
+        found.update(session.scalars(select(Source.name).where(Source.name.in_(names[start:start + 500]),
+                                                              Source.ops_alerted.is_(True))))
+    return found
+
+
+def record_unchanged(session: Session, rows: Sequence[Unchanged], owner: str | None) -> None:
+    """``record_success`` of many unchanged polls (no new entries, the warning kept) in one
+    executemany: what it writes per row is what record_success writes, lease release included."""
+    if not rows:
+        return
+    t: Table = Source.__table__  # type: ignore[assignment]
+    mine = t.c.lease_owner == owner
+    stmt = update(t).where(t.c.name == bindparam("b_name")).values(
+        status="ok", last_polled=bindparam("b_at"), last_success=bindparam("b_at"), last_error=None, failures=0,
+        failing_since=None, next_poll=bindparam("b_next"), etag=bindparam("b_etag"),
+        last_modified=bindparam("b_lm"),
+        lease_owner=case((mine, None), else_=t.c.lease_owner),
+        lease_until=case((mine, None), else_=t.c.lease_until))
+    session.connection().execute(stmt, [{"b_name": r.name, "b_at": r.at, "b_next": r.next_poll, "b_etag": r.etag,
+                                         "b_lm": r.last_modified} for r in rows])
 
 
 def renew_lease(session: Session, name: str, owner: str, until: datetime) -> bool:
@@ -256,7 +335,7 @@ def _first_reported(session: Session, row: Change) -> datetime:
     return first
 
 
-def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
+def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: Callable[[], datetime]) -> bool:
     """A later report of the same rule with another date moves it ("推迟至4月1日"), as long as the old
     date was still ahead (or just passed) when the report came and the two dates are close."""
     if row.action != found.action or not _targets_overlap(row, found) or row.status != "active":
@@ -264,17 +343,18 @@ def _moves_date(row: Change, found: PolicyChange, reported: datetime, first: dat
     if not (row.effective_date and found.effective_date and row.effective_date != found.effective_date):
         return False
     return (abs(found.effective_date - row.effective_date) <= MOVE_WINDOW
-            and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first)
+            and row.effective_date >= (reported - timedelta(days=7)).date() and reported >= first())
 
 
-def _reverses(row: Change, found: PolicyChange, reported: datetime, first: datetime) -> bool:
+def _reverses(row: Change, found: PolicyChange, reported: datetime, first: Callable[[], datetime]) -> bool:
     """An opposite report (allow after a ban) about the same platform and targets, soon after."""
     if row.status != "active" or found.action not in _OPPOSITE.get(row.action, set()):
         return False
     if not row.targets or not found.targets or not set(row.targets) & set(found.targets):
         if row.targets or found.targets:
             return False
-    return first <= reported <= first + REVERSAL_WINDOW
+    start = first()
+    return start <= reported <= start + REVERSAL_WINDOW
 
 
 def lock_platforms(session: Session, platforms: Iterable[str]) -> None:
@@ -388,7 +468,8 @@ def record_change(session: Session, entry: Entry, found: PolicyChange, now: date
     for row in candidates:
         if row.id in existing_mention or row.status == "withdrawn":
             continue  # re-extraction of an entry already counted: never an update of its own change
-        first = _first_reported(session, row)
+        # when it was first reported: one query, asked only by a candidate that passes every other test
+        first = functools.cache(functools.partial(_first_reported, session, row))
         if _moves_date(row, found, reported, first) and row.id not in date_fixed:
             added = mention(row)
             ev = event(row, "date_moved", row.effective_date, found.effective_date)
