@@ -218,50 +218,31 @@ def validate(raw: dict[str, Any], path: Path) -> None:
 
 
 def parse(raw: dict[str, Any], path: Path) -> Lexicon:
+    """The lexicon ``raw`` describes, compiled; ``validate`` has said what is wrong with it, if anything."""
+    validate(raw, path)
     platforms: dict[str, Platform] = {}
     alias_index: dict[str, str] = {}
-    for pid, spec in _need(raw.get("platforms"), dict, "platforms", path).items():
-        key = f"platforms.{pid}"
-        _need(spec, dict, key, path)
-        unknown = set(spec) - {"name", "name_zh", "tz", "aliases", "regulator"}
-        if unknown:
-            raise LexiconError(f"{path}: {key}.{sorted(unknown)[0]}: unknown key")
-        aliases = tuple(_words(spec.get("aliases", []), f"{key}.aliases", path))
-        regulator = _need(spec.get("regulator", False), bool, f"{key}.regulator", path)
+    for pid, spec in raw["platforms"].items():
+        aliases = tuple(spec.get("aliases", []))
         platforms[pid] = Platform(pid, str(spec.get("name", pid)), spec.get("name_zh"), spec.get("tz"),
-                                  aliases, regulator)
+                                  aliases, bool(spec.get("regulator", False)))
         for a in aliases:
             alias_index[a.lower()] = pid
     cues: dict[str, Cues] = {}
     by_class: dict[str, list[str]] = {}
-    raw_cues = _need(raw.get("cues"), dict, "cues", path)
     for lang in LANGS:
-        c = _need(raw_cues.get(lang), dict, f"cues.{lang}", path)
-        unknown_cls = set(c) - set(_CLASSES) - {"actions", "link_types"}
-        if unknown_cls:
-            raise LexiconError(f"{path}: cues.{lang}.{sorted(unknown_cls)[0]}: unknown cue class "
-                               f"(known: {', '.join(_CLASSES)}, actions, link_types)")
-        compiled = {k: _alternation(_words(c.get(k, []), f"cues.{lang}.{k}", path), lang) for k in _CLASSES}
-        acts = _need(c.get("actions"), dict, f"cues.{lang}.actions", path)
-        types = _need(c.get("link_types"), dict, f"cues.{lang}.link_types", path)
+        c = raw["cues"][lang]
+        acts, types = c["actions"], c["link_types"]
         for k in _CLASSES:
             by_class.setdefault(k, []).extend(c.get(k, []))
         for a, w in acts.items():
-            by_class.setdefault(f"act:{a}", []).extend(_words(w, f"cues.{lang}.actions.{a}", path))
+            by_class.setdefault(f"act:{a}", []).extend(w)
         for t, w in types.items():
-            by_class.setdefault(f"type:{t}", []).extend(_words(w, f"cues.{lang}.link_types.{t}", path))
-        for name in acts:
-            if name not in ACTIONS:
-                raise LexiconError(f"{path}: cues.{lang}.actions.{name}: not an action ({', '.join(ACTIONS)})")
-        for name in types:
-            if name not in LINK_TYPES:
-                raise LexiconError(
-                    f"{path}: cues.{lang}.link_types.{name}: not a link type ({', '.join(LINK_TYPES)})")
+            by_class.setdefault(f"type:{t}", []).extend(w)
         cues[lang] = Cues(
-            actions={a: _alternation(_words(w, f"cues.{lang}.actions.{a}", path), lang) for a, w in acts.items()},
-            link_types={t: _alternation(_words(w, f"cues.{lang}.link_types.{t}", path), lang)
-                        for t, w in types.items()},
-            **compiled,
+            actions={a: _alternation(list(w), lang) for a, w in acts.items()},
+            link_types={t: _alternation(list(w), lang) for t, w in types.items()},
+            **{k: _alternation(list(c.get(k, [])), lang) for k in _CLASSES},
         )
     all_aliases = [a for p in platforms.values() for a in p.aliases]
     return Lexicon(path, platforms, cues, alias_index, re.compile(_word_pattern(sorted(set(all_aliases)), False)),
