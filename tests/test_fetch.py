@@ -215,3 +215,66 @@ def test_abort_ends_a_stuck_request_at_once(http: HTTPServer) -> None:
     worker.join(timeout=30)
     assert not worker.is_alive() and errors and errors[0].aborted
     f.close()
+
+
+def test_a_kept_alive_connection_the_server_drops_is_not_a_failure() -> None:
+    """A server that answers once per connection, keeps it open, then drops it at the next request
+    without a word (as servers behind idle timeouts and restarts do): the fetcher's next GET goes
+    out again on a new connection instead of failing the source."""
+    import socket
+    import threading
+
+    from monitor.sources.fetch import Fetcher
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    connections: list[socket.socket] = []
+    answered: list[int] = []
+
+    def serve(conn: socket.socket) -> None:
+        requests = 0
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\r\n\r\n" in buf:
+                _head, buf = buf.split(b"\r\n\r\n", 1)
+                requests += 1
+                if requests > 1:  # the second request on this connection: drop it unanswered
+                    conn.close()
+                    return
+                answered.append(len(connections))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 13\r\n"
+                             b"Connection: keep-alive\r\n\r\n<rss>ok</rss>")
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    from dataclasses import replace
+
+    fetcher = Fetcher(replace(LIMITS, host_delay=0.0))
+    try:
+        for _ in range(3):
+            result = fetcher.fetch(f"http://127.0.0.1:{port}/feed.xml")
+            assert result.status == 200 and result.content == b"<rss>ok</rss>"
+        # each fetch after the first met a dropped connection and went out again on a new one
+        assert len(answered) == 3 and len(connections) >= 3
+    finally:
+        fetcher.close()
+        listener.close()
+        for conn in connections:
+            conn.close()

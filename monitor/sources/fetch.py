@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
 import ssl
 import threading
@@ -34,6 +35,8 @@ import httpx
 
 from monitor import __version__
 from monitor.sanitize import for_display, mask_url, mask_urls_in
+
+log = logging.getLogger("monitor.fetch")
 
 
 class FetchError(Exception):
@@ -368,7 +371,7 @@ class Fetcher:
                     check_public(current)
                 token = _turn.set(_Turn(deadline, public_only=not trusted))
                 try:
-                    resp = self._client.send(request, stream=True)
+                    resp = self._send(request, deadline)
                     try:
                         if resp.status_code in _REDIRECTS and resp.next_request is not None:
                             hops += 1
@@ -408,6 +411,19 @@ class Fetcher:
                 raise FetchError("stopped: shutting down", aborted=True)
             text = for_display(mask_urls_in(str(exc)))
             raise FetchError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+    def _send(self, request: httpx.Request, deadline: float) -> httpx.Response:
+        """Send ``request``; a GET whose kept-alive connection dies before any answer is sent again
+        once, on a new connection (what browsers and urllib3 do): a server that drops idle
+        connections is not a failing source."""
+        try:
+            return self._client.send(request, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            if request.method != "GET" or self.aborted or time.monotonic() >= deadline:
+                raise
+            log.debug("%s: connection lost before an answer (%s); sending again", mask_url(str(request.url)),
+                      type(exc).__name__)
+            return self._client.send(request, stream=True)
 
     def _read(self, resp: httpx.Response, headers: dict[str, str], total: float, deadline: float) -> FetchResult:
         limits = self.limits
