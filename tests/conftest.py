@@ -261,11 +261,11 @@ POSTGRES_ONLY = pytest.mark.parametrize("database_url", [pytest.param("postgresq
                                         indirect=True)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh empty database: a SQLite file, or a PostgreSQL database created and dropped here."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
+    """A fresh empty database of ``kind``: a SQLite file in ``tmp``, or a PostgreSQL database
+    created here and dropped when the generator closes (skipped where no server answers)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'monitor.db'}"
         return
     reason = _postgres_reason()
     if reason:
@@ -280,6 +280,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh empty database: a SQLite file, or a PostgreSQL database created and dropped here."""
+    yield from fresh_database(request.param, tmp_path)
 
 
 # -- the CLI ---------------------------------------------------------------------------------------

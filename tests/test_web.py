@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from html.parser import HTMLParser
@@ -21,7 +20,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from conftest import DOUYIN_ITEM, PG_ADMIN, HTTPServer, Project, Route, _postgres_reason, free_port, rss, wait_for
+from conftest import DOUYIN_ITEM, HTTPServer, Project, Route, free_port, fresh_database, rss, wait_for
 from test_alerts import KS_ITEM
 
 NOW = "2023-04-11T10:00:00+08:00"   # Douyin's rule takes effect 2023-04-15, Kuaishou's 04-20, Weibo's 05-01
@@ -57,25 +56,6 @@ class Site:
         return {c["platform"]: c["id"] for c in self.get("/api/changes", params={"status": "all"}).json()["changes"]}
 
 
-def _database(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'monitor.db'}"
-        return
-    reason = _postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-
-    name = f"pm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def start_server(project: Project, *args: str, now: str = LATER) -> tuple[subprocess.Popen[str], str, httpx.Client]:
     port = free_port()
     proc = project.popen(*args, "--listen", f"127.0.0.1:{port}", now=now) if args[0] == "serve" \
@@ -109,7 +89,7 @@ def stop_server(proc: subprocess.Popen[str]) -> tuple[int, str]:
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"web-{request.param}")
     feed = HTTPServer()
-    gen = _database(request.param, tmp)
+    gen = fresh_database(request.param, tmp)
     url = next(gen)
     try:
         feed.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM, KS_ITEM, HOSTILE_ITEM]))
