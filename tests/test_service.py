@@ -258,3 +258,36 @@ def test_healthz_on_postgresql_fails_once_the_database_is_dropped(project: Proje
         client.close()
         status, err = _stop(proc)
     assert status == 0, err
+
+
+def test_a_delivery_answered_after_its_time_limit_is_counted_as_sent(sqlite_project: Project, http: HTTPServer) -> None:
+    """A mail server that answers after delivery.timeout: the attempt ends "unknown", and when the
+    answer comes while the process runs, the counters say "sent" too, as the outbox does."""
+    from conftest import SlowSMTPServer, open_app
+    from monitor.pipeline import poll
+
+    smtp = SlowSMTPServer(delay=2)
+    smtp.start()
+    try:
+        http.routes["/feed.xml"] = Route(rss([DOUYIN_ITEM]))
+        sqlite_project.write_config([{"name": "news", "url": http.url("/feed.xml")}],
+                                    [{"name": "mail", "url": smtp.url, "reminders": False}], extra=DAEMON)
+        text = sqlite_project.config.read_text().replace("[delivery]\n", '[delivery]\ntimeout = "1s"\n')
+        sqlite_project.config.write_text(text)
+        app = open_app(sqlite_project)
+        metrics = app.metrics
+        try:
+            assert poll(app, app.config.settings.sources[0]).changes == 1
+            app.dispatcher.deliver_due()
+
+            def count(status: str) -> float | None:
+                return _sample(metrics.exposition().decode(), "policy_monitor_deliveries_total",
+                               notifier="mail", kind="alert", status=status)
+
+            assert count("unknown") == 1 and not count("sent")
+            wait_for(lambda: count("sent") == 1, timeout=20)
+            assert len(smtp.messages) == 1
+        finally:
+            app.close()
+    finally:
+        smtp.stop()

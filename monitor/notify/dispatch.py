@@ -174,13 +174,19 @@ class Dispatcher:
         def record(result: channels.SendResult) -> None:
             if not result.ok:
                 return  # still unknown: a late error may come after the message was accepted
+            confirmed: list[DeliveryFinished] = []
             with self.sessions.begin() as s:
                 for delivery_id in ids:
                     row = s.get(Delivery, delivery_id)
                     if row is not None and row.status == "unknown":
                         row.status, row.sent_at = "sent", clock.utcnow()
                         row.last_error = "sent, but answered only after delivery.timeout"
-                        log.info("delivery #%s to notifier=%s answered late: sent", row.id, row.notifier)
+                        log.info("delivery #%s to notifier=%s answered late: sent", row.id, row.notifier,
+                                 extra=_ids(row))
+                        confirmed.append(DeliveryFinished(row.id, row.notifier, True, "sent", None, row.kind))
+            for event in confirmed:  # after the commit: counters and heartbeats see it as sent
+                if self.bus:
+                    self.bus.publish(event)
 
         return record
 
