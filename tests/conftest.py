@@ -357,13 +357,24 @@ def sqlite_project(tmp_path: Path) -> Project:
     return Project(tmp_path, f"sqlite:///{tmp_path / 'monitor.db'}")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, every: float = 0.2) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, every: float = 0.2,
+             proc: subprocess.Popen[str] | None = None) -> Any:
+    """Poll ``predicate`` until it is true. With ``proc`` (a daemon the condition depends on), stop as
+    soon as it exits and show what it printed, rather than wait out the timeout in silence."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
+        if proc is not None and proc.poll() is not None:
+            _out, err = proc.communicate()
+            raise AssertionError(f"the process exited ({proc.returncode}) before the condition was met:\n"
+                                 f"{(err or '')[-4000:]}")
         time.sleep(every)
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        _out, err = proc.communicate()
+        raise AssertionError(f"condition not met in {timeout:g}s; the process printed:\n{(err or '')[-4000:]}")
     raise AssertionError("condition not met in time")
 
 

@@ -27,7 +27,7 @@ def test_daemon_polls_delivers_and_stops_on_sigterm(project: Project, http: HTTP
                          [{"name": "ops-mail", "url": smtp.url}], extra=DAEMON)
     proc = project.popen("run")
     try:
-        wait_for(lambda: len(smtp.messages) == 1, timeout=60)
+        wait_for(lambda: len(smtp.messages) == 1, timeout=60, proc=proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -49,7 +49,7 @@ def test_killed_before_delivery_the_next_start_delivers_once(project: Project, h
     proc = project.popen("run")
     try:
         # Stored and owed, not delivered: the change exists and its delivery has failed once.
-        wait_for(lambda: any(d["attempts"] >= 1 for d in _deliveries(project)), timeout=60)
+        wait_for(lambda: any(d["attempts"] >= 1 for d in _deliveries(project)), timeout=60, proc=proc)
         proc.kill()  # SIGKILL: no chance to clean up
         proc.wait(timeout=10)
     finally:
@@ -114,7 +114,7 @@ def test_sources_dripping_headers_do_not_stop_good_polls_or_deliveries(sqlite_pr
     sqlite_project.config.write_text(text)
     proc = sqlite_project.popen("run")
     try:
-        wait_for(lambda: len(smtp.messages) == 1, timeout=90)
+        wait_for(lambda: len(smtp.messages) == 1, timeout=90, proc=proc)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -137,7 +137,7 @@ def test_sigterm_cuts_off_stuck_fetches_after_the_grace_and_a_second_signal_exit
     sqlite_project.config.write_text(text)
     proc = sqlite_project.popen("run")
     try:
-        wait_for(lambda: http.hits.get("/drip.xml", 0) >= 2, timeout=60)
+        wait_for(lambda: http.hits.get("/drip.xml", 0) >= 2, timeout=60, proc=proc)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)   # the fetches would run ten minutes
     finally:
@@ -153,7 +153,7 @@ def test_sigterm_cuts_off_stuck_fetches_after_the_grace_and_a_second_signal_exit
                                                                                'shutdown_grace = "600s"'))
     proc = sqlite_project.popen("run")
     try:
-        wait_for(lambda: http.hits.get("/drip.xml", 0) >= 4, timeout=60)
+        wait_for(lambda: http.hits.get("/drip.xml", 0) >= 4, timeout=60, proc=proc)
         proc.send_signal(signal.SIGINT)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)

@@ -259,7 +259,7 @@ def test_ctrl_c_stops_taking_work_and_twice_exits_now(sqlite_project: Project, h
     sqlite_project.config.write_text(text + '\n[daemon]\nshutdown_grace = "60s"\n')
     proc = sqlite_project.popen("once")
     try:
-        wait_for(lambda: http.hits.get("/drip.xml", 0) >= 1, timeout=60)
+        wait_for(lambda: http.hits.get("/drip.xml", 0) >= 1, timeout=60, proc=proc)
         proc.send_signal(signal.SIGINT)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)

@@ -76,3 +76,47 @@ def test_upgrade_to_0007_copies_each_mentions_article_and_keeps_it_past_the_entr
         assert str(row[4]).startswith("2023-04-10 02:00:00")
     finally:
         engine.dispose()
+
+
+def test_processes_opening_a_new_database_together_all_start(database_url: str) -> None:
+    """Two daemons, or a daemon and the CLI, started together on a new database: the second to
+    write the configured sources finds them made, instead of dying on a duplicate key (seen on
+    PostgreSQL as a daemon that never started)."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from monitor.config import SourceConfig
+    from monitor.store import repo
+    from monitor.store.models import Source
+
+    configured = [SourceConfig(name=f"news-{i}", url=f"http://127.0.0.1:9/{i}.xml") for i in range(3)]
+    engine = db.make_engine(database_url)
+    try:
+        db.upgrade(engine)
+        sessions = db.session_factory(engine)
+        first = sessions()
+        first.begin()
+        repo.sync_sources(first, configured)
+        first.flush()                          # the rows are written, not yet committed
+        errors: list[BaseException] = []
+
+        def second() -> None:                  # reads no rows yet; its insert waits on the first's
+            try:
+                with sessions.begin() as s:
+                    repo.sync_sources(s, configured)
+            except BaseException as exc:       # noqa: BLE001 - handed to the test thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)
+        first.commit()
+        first.close()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert errors == []
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Source)) == 3
+    finally:
+        engine.dispose()

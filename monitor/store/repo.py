@@ -35,15 +35,33 @@ if TYPE_CHECKING:  # the queries the CLI runs need neither the extractor nor the
 
 # -- sources ---------------------------------------------------------------------------------------
 def sync_sources(session: Session, configured: Iterable[SourceConfig]) -> None:
-    """Make a row for every configured source; a changed URL resets the conditional-GET validators."""
+    """Make a row for every configured source; a changed URL resets the conditional-GET validators.
+
+    Every process opening the database does this, and several start together (two daemons, a daemon
+    and the CLI or ``serve``): new rows are inserted with ON CONFLICT DO NOTHING, so the second to
+    arrive on a new database finds the rows made rather than failing on a duplicate key."""
     rows = {s.name: s for s in session.scalars(select(Source))}
+    new = []
     for cfg in configured:
         row = rows.get(cfg.name)
         if row is None:
-            session.add(Source(name=cfg.name, kind=cfg.kind, url=cfg.url, status="never", failures=0,
-                               entries_seen=0))
+            new.append({"name": cfg.name, "kind": cfg.kind, "url": cfg.url, "status": "never", "failures": 0,
+                        "entries_seen": 0, "ops_alerted": False})
         elif row.url != cfg.url or row.kind != cfg.kind:
             row.url, row.kind, row.etag, row.last_modified = cfg.url, cfg.kind, None, None
+    if new:
+        session.execute(_insert_new(session, Source).values(new))
+
+
+def _insert_new(session: Session, model: type[Any]) -> Any:
+    """An INSERT that skips the rows whose key exists already (both dialects say it the same way)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing()
 
 
 def get_source(session: Session, name: str, lock: bool = False) -> Source:
