@@ -331,6 +331,19 @@ def _roles(s: Sentence, pid: str) -> set[str]:
 
 
 # -- action ----------------------------------------------------------------------------------------
+def _nearest_votes(a: Annotated) -> dict[str, int]:
+    """For each candidate sentence that names a link and an action: the action class named nearest
+    the link word, counted over the article."""
+    votes = {c: 0 for c in _ACT_CLS}
+    for i in a.candidates:
+        s = a.sentences[i]
+        acts = [(x, c) for classes, x, _y in s.hits for c in classes if c in _ACT_CLS]
+        links = [x for c, x, _y in s.hits if "links" in c or "linkish" in c]
+        if acts and links:
+            votes[min(acts, key=lambda xc: min(abs(xc[0] - lx) for lx in links))[1]] += 1
+    return votes
+
+
 def action_candidates(a: Annotated, platform: str, evidence: int | None) -> dict[str, Features]:
     """Each action as a candidate with what speaks for it: the same few facts for every action (it is
     named in the title, in the evidence sentence, nearest the link word, by the rules), so the model
@@ -340,6 +353,12 @@ def action_candidates(a: Annotated, platform: str, evidence: int | None) -> dict
     if evidence is not None:
         where.append(("e", a.sentences[evidence]))
     regulator = bool((p := a.lexicon.platforms.get(platform)) and p.regulator)
+    # Across the article: how many candidate sentences name each action, which action is named
+    # nearest the link word in each, and how many sentences qualify the change (some users, a test).
+    named_in = {action: sum(1 for i in a.candidates if a.sentences[i].cues.get(f"act:{action}")) for action in ACTIONS}
+    nearest = _nearest_votes(a)
+    nearest_total = sum(nearest.values())
+    scoped = sum(1 for i in a.candidates if a.sentences[i].cues.get("scope"))
     out: dict[str, Features] = {}
     for action in ACTIONS:
         cls = f"act:{action}"
@@ -361,11 +380,26 @@ def action_candidates(a: Annotated, platform: str, evidence: int | None) -> dict
                 f[f"x:{tag}:rule"] = 1.0
         if rule is not None and rule.action == action:
             f["x:rule"] = 1.0
-        if action == "restrict" and any(s.cues.get("scope") for _tag, s in where):
-            f["x:scope"] = 1.0  # some links, some users, a test: a restriction
-        n = sum(1 for i in a.candidates if a.sentences[i].cues.get(cls))
+        if action == "restrict":
+            if any(s.cues.get("scope") for _tag, s in where):
+                f["x:scope"] = 1.0  # some links, some users, a test: a restriction
+            for tag, s in where:
+                if s.cues.get("scope"):
+                    f[f"x:scope:{tag}"] = 1.0
+                    if s.cues.get("act:ban"):
+                        f[f"x:partial:{tag}"] = 1.0  # "removes links for some users"
+            if scoped:
+                f[f"x:scope:all:{_b(scoped, (1, 2, 4))}"] = 1.0
+                if any(s.cues.get("act:ban") for _tag, s in where):
+                    f[f"x:partial:all:{_b(scoped, (1, 2, 4))}"] = 1.0
+        n = named_in[action]
         if n:
             f["x:all"] = math.log1p(n)
+            f["x:all:share"] = n / sum(named_in.values())
+            if n == max(named_in.values()):
+                f["x:all:top"] = 1.0
+        if nearest_total:
+            f["x:near:share"] = nearest[cls] / nearest_total
         if regulator and action == "require":
             f["x:regulator"] = 1.0
         out[action] = f
