@@ -243,3 +243,30 @@ def test_browser_without_playwright_says_how_to_install(monkeypatch: pytest.Monk
     with pytest.raises(BrowserError, match=r"pip install 'policy-monitor\[browser\]'"):
         b.render(cfg)
     b.close()
+
+
+@needs_chromium
+def test_check_fetch_renders_browser_sources_and_names_the_one_whose_selector_matches_nothing(
+        sqlite_project: Project, http: HTTPServer) -> None:
+    """`check --fetch` reads a browser source as `once` would (rendered, scripts run), and a selector
+    that matches nothing on the rendered page is that source's one problem line."""
+    serve_rules(http)
+    sqlite_project.write_config([
+        {"name": "rules-api", "url": http.url("/api/notices"), **JSON_SOURCE},
+        {"name": "rules-page", "kind": "browser", "url": http.url("/rules"), "platform": "douyin", "lang": "zh",
+         "selectors": {"item": "#notices li", "date": ".date", "wait_for": "#notices li"}},
+        {"name": "wrong-page", "kind": "browser", "url": http.url("/rules"), "platform": "douyin", "lang": "zh",
+         "selectors": {"item": "#no-such-list li"}},
+    ])
+    proc = sqlite_project.run("check", "--fetch")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == ["source wrong-page: the item selector '#no-such-list li' matches nothing "
+                                        "on the page"]
+    assert "1 problem found" in proc.stderr
+
+    text = sqlite_project.config.read_text()
+    sqlite_project.config.write_text(text.replace('name = "wrong-page"', 'name = "wrong-page"\nenabled = false'))
+    proc = sqlite_project.run("check", "--fetch", check=0)
+    # 3 notices rendered onto the page by its script, and the API's 3
+    assert "fetched 2 of 2 enabled sources (6 items)" in proc.stdout, proc.stdout
+    assert not (sqlite_project.dir / "monitor.db").exists()       # check stores nothing
