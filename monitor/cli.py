@@ -41,9 +41,17 @@ def _setup_logging(verbose: bool, quiet: bool = False) -> None:
 
 
 def fail(message: str, status: int = 1) -> None:
+    """Say why the command stops and exit. Under ``[log] format = "json"`` the reason is one more JSON
+    line (a log shipper reading the daemon's stderr parses every line), else ``error: ...``."""
     from monitor.sanitize import for_display
 
-    click.echo(f"error: {for_display(message, newlines=True)}", err=True)
+    from monitor.logs import json_configured
+
+    if json_configured():
+        logging.getLogger("monitor.cli").error("%s", for_display(message, newlines=True),
+                                                extra={"exit_status": status})
+    else:
+        click.echo(f"error: {for_display(message, newlines=True)}", err=True)
     sys.exit(status)
 
 

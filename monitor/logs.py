@@ -18,7 +18,7 @@ from typing import Any
 from monitor.config import LogConfig
 
 #: Fields copied from a record's ``extra=`` into its JSON object when present.
-FIELDS = ("source", "change_id", "notifier", "delivery_id", "kind")
+FIELDS = ("source", "change_id", "notifier", "delivery_id", "kind", "exit_status")
 
 
 class JSONFormatter(logging.Formatter):
@@ -51,3 +51,8 @@ def configure(settings: LogConfig) -> None:
     formatter = JSONFormatter()
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter)
+
+
+def json_configured() -> bool:
+    """Whether the log is in its JSON form (so a command's last words should be JSON too)."""
+    return any(isinstance(h.formatter, JSONFormatter) for h in logging.getLogger().handlers)

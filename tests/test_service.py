@@ -291,3 +291,24 @@ def test_a_delivery_answered_after_its_time_limit_is_counted_as_sent(sqlite_proj
             app.close()
     finally:
         smtp.stop()
+
+
+def test_under_json_logs_the_reason_a_command_stops_is_a_json_line_too(tmp_path: Path) -> None:
+    """A log shipper parses every line of the daemon's stderr: the last one, saying why it stopped,
+    included."""
+    config = tmp_path / "monitor.toml"
+    config.write_text('[log]\nformat = "json"\n[[sources]]\nname = "a"\nurl = "http://127.0.0.1:9/a.xml"\n',
+                      encoding="utf-8")
+    env = {**os.environ, "MONITOR_DATABASE_URL": "postgresql+psycopg://postgres:pw@127.0.0.1:9/none"}
+    proc = subprocess.run([sys.executable, "-m", "monitor", "run", "--config", str(config)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    [line] = [json.loads(x) for x in proc.stderr.splitlines() if x.strip()]
+    assert line["level"] == "ERROR" and line["exit_status"] == 1
+    assert line["message"].startswith("cannot migrate postgresql+psycopg://***@127.0.0.1:9/none")
+    assert "pw" not in proc.stderr
+
+    config.write_text(config.read_text().replace('format = "json"', 'format = "text"'), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "monitor", "run", "--config", str(config)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: cannot migrate postgresql+psycopg://***@")
