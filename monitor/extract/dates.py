@@ -41,7 +41,7 @@ _ZH_MONTH_END = re.compile(r"(本月底|月底前|本月末)")
 _EN_MD = re.compile(_MON + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?(?!\d)", re.I)
 _EN_DM = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r"(?:,?\s+(\d{4}))?(?!\d)", re.I)
 _EN_TODAY = re.compile(r"effective immediately|starting today|as of today|from today|beginning today|"
-                       r"effective today|\bstarting now\b", re.I)
+                       r"effective today|\bstarting now\b|\bfrom now on\b", re.I)
 _EN_TODAY_BARE = re.compile(r"(?<![.\w/])today\b(?!\.\w)", re.I)  # a day, not a start; not "Archive.today"
 _EN_YESTERDAY = re.compile(r"\byesterday\b", re.I)
 _EN_ON_WEEKDAY = re.compile(r"(?<!next )(?<!coming )\b(?:(?:on|this|last)\s+)?(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
