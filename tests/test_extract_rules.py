@@ -43,6 +43,10 @@ PUB = date(2022, 2, 26)  # a Saturday
     ("该规定即日生效，违规外链将被清理", PUB, 1, PUB),
     ("新规次日起执行，直播间不得挂外链", PUB, 1, date(2022, 2, 27)),
     ("专项行动将于2月28日至4月30日开展，清理违规链接", PUB, 1, date(2022, 2, 28)),   # a range starts
+    ("From now on, links in comments get no ranking credit.", PUB, 1, PUB),
+    # a weekday followed by 宣布 is when it was said: the one just past, though the sentence announces
+    ("某平台周五宣布开放私聊中的外部链接", date(2021, 9, 18), 1, date(2021, 9, 17)),
+    ("周五起开放私聊中的外部链接", date(2021, 9, 18), 1, date(2021, 9, 24)),       # an upcoming start
 ])
 def test_date_forms(sentence: str, ref: date | None, lean: int, want: date) -> None:
     assert effective_date(sentence, ref, lean) == want

@@ -41,7 +41,7 @@ _ZH_MONTH_END = re.compile(r"(本月底|月底前|本月末)")
 _EN_MD = re.compile(_MON + r"\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?(?!\d)", re.I)
 _EN_DM = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r"(?:,?\s+(\d{4}))?(?!\d)", re.I)
 _EN_TODAY = re.compile(r"effective immediately|starting today|as of today|from today|beginning today|"
-                       r"effective today|\bstarting now\b", re.I)
+                       r"effective today|\bstarting now\b|\bfrom now on\b", re.I)
 _EN_TODAY_BARE = re.compile(r"(?<![.\w/])today\b(?!\.\w)", re.I)  # a day, not a start; not "Archive.today"
 _EN_YESTERDAY = re.compile(r"\byesterday\b", re.I)
 _EN_ON_WEEKDAY = re.compile(r"(?<!next )(?<!coming )\b(?:(?:on|this|last)\s+)?(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b")
@@ -60,6 +60,7 @@ _SPEECH_BEFORE = re.compile(r"\b(?:said|says|told|reported|confirmed|wrote)(?:\s
                             re.I)
 _SPEECH_AFTER = re.compile(r"^\)?(?:\s*\([^)]{3,20}\))?\s*,?\s*(?:that\s+)?(?:said|says|told|reported|confirmed)\b",
                            re.I)
+_ZH_SAID_AFTER = re.compile(r"^\s*(?:[上下]午|晚间|晚上|早间|凌晨)?\s*(?:宣布|表示|称|发布|发文|透露|回应|证实|公告|通知|发表)")
 _POSTED_BEFORE = re.compile(r"\(@\w+\)\s*$")
 # (a word or more between, so "after March 1" itself, a start, is not a cause)
 _CAUSE_BEFORE = re.compile(r"\b(?:following|after|amid)\s+[^,;.\d]{3,80}$", re.I)
@@ -190,7 +191,9 @@ def _find_dates(sentence: str, ref: date, lean: int) -> tuple[FoundDate, ...]:
     for m in (_ZH_MONTH_END.finditer(text) if han else ()):
         add(m, date(ref.year, ref.month, calendar.monthrange(ref.year, ref.month)[1]), True, False)
     for m in (_ZH_WEEKDAY.finditer(text) if han else ()):
-        add(m, _weekday_near(ref, _WEEKDAY_ZH[m[1]], lean), _marked_zh(text, m.end()), False, True)
+        # "周五宣布" names the day something was said: the one just past, whatever the sentence announces
+        said = bool(_ZH_SAID_AFTER.match(text[m.end():m.end() + 8]))
+        add(m, _weekday_near(ref, _WEEKDAY_ZH[m[1]], -1 if said else lean), _marked_zh(text, m.end()), False, True)
     for m in (_EN_MD.finditer(text) if digit and latin else ()):
         month, day = _MONTHS[m[1].lower().rstrip(".")], int(m[2])
         value = _safe(int(m[3]), month, day) if m[3] else _nearest_year(month, day, ref, lean)
