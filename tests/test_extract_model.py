@@ -166,3 +166,34 @@ def test_rules_stated_plainly_in_either_language(title: str, body: str, publishe
     [change] = found
     assert (change.platform, change.action) == (platform, action)
     assert (change.effective_date.isoformat() if change.effective_date else None) == when
+
+
+def test_a_clause_of_a_rule_speaks_for_the_regulator_that_issued_it() -> None:
+    """"第九条 …不得…" names no platform, yet it is the regulator's own rule: the sentence model sees
+    a platform behind it when the article names a regulator; an ordinary sentence gets none."""
+    from datetime import datetime
+
+    from monitor.extract import Article, Extractor
+    from monitor.extract.features import sentence_features
+
+    ex = Extractor()
+    body = ("<p>国家网信办近日发布弹窗推送服务管理规定。</p>"
+            "<p>第九条 弹窗推送服务提供者不得设置诱导用户点击的外部链接。</p>"
+            "<p>业内人士认为此举影响不小。</p>")
+    a = ex.annotator.annotate(Article("r", "弹窗推送新规发布", body, datetime.fromisoformat("2022-09-09T10:00:00+08:00")))
+    clause = next(s for s in a.sentences if s.text.startswith("第九条"))
+    other = next(s for s in a.sentences if s.text.startswith("业内人士"))
+    assert not clause.platforms and sentence_features(a, clause).get("plat") == 1.0
+    assert sentence_features(a, other).get("plat") is None
+    a2 = ex.annotator.annotate(Article("r2", "某公司内部守则", "<p>第九条 员工不得在工作群分享外部链接。</p>", None))
+    assert sentence_features(a2, a2.sentences[-1]).get("plat") is None     # no regulator named: no one
+
+
+@pytest.mark.parametrize("sentence", ["微博即日起暂停文件分享功能", "该网盘关闭了分享按钮", "小程序码将无法在朋友圈识别",
+                                      "The share buttons on news articles will be removed",
+                                      "Google will shut down its news service in the country"])
+def test_share_features_and_news_services_are_links(sentence: str) -> None:
+    from monitor.extract import Article, Extractor
+
+    a = Extractor().annotator.annotate(Article("l", sentence, "", None))
+    assert a.sentences[0].cues.get("links"), sentence

@@ -32,6 +32,8 @@ _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’\-]*|[0-9]+|[\u4e00-\u9fff]")
 _QUESTION_TITLE = re.compile(r"[?？]|吗\s*$|^\s*(?:why|how|what|does|do|can|is|are|should)\b", re.I)
 _CONDITION = re.compile(r"^\s*(?:如果|如|若|倘若|一旦)(?!今|何|下|此|上|图)|^\s*If\b")
 _QUOTE_START = re.compile(r"^\s*[\"“「『]")
+_LEGAL = re.compile(r"^\s*(?:第[一二三四五六七八九十百零0-9]+条|[（(][一二三四五六七八九十]+[)）])|《(?:规定|办法|条例)》|本(?:规定|办法|条例)|"
+                    r"^\s*(?:不得|禁止|应当)")
 
 
 def _b(x: float, edges: Iterable[float]) -> str:
@@ -106,6 +108,10 @@ def sentence_features(a: Annotated, s: Sentence, with_grams: bool = True) -> Fea
     change = bool(s.cues.get("change") or s.cues.get("announce"))
     # A source that speaks for a platform (its rules page) names it in every sentence implicitly.
     named = {p for p, _x, _y in s.platforms} | ({a.article.platform_hint} if a.article.platform_hint else set())
+    if not named and _LEGAL.search(s.text):
+        # A clause of a rule ("第九条", "（九）不得…", "《规定》明确") speaks for the regulator that issued
+        # it, named elsewhere in the article.
+        named = {p for p in a.platform_counts() if (info := a.lexicon.platforms.get(p)) is not None and info.regulator}
     plat = bool(named)
     if plat:
         f["plat"] = 1.0
