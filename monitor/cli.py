@@ -589,6 +589,17 @@ def _short_line(name: str, f: dict[str, Any]) -> str:
             f"invented {f['invented_dates']}  action {f['action_acc']}")
 
 
+def _over_seeds(figures: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, min and max of the headline figures over repeated cross-validations."""
+    keys = ("f1", "precision", "recall", "platform_acc", "date_acc", "invented_dates", "action_acc")
+    out: dict[str, dict[str, float]] = {}
+    for k in keys:
+        vals = [float(f[k]) for f in figures if f.get(k) is not None]
+        if vals:
+            out[k] = {"mean": round(sum(vals) / len(vals), 4), "min": min(vals), "max": max(vals)}
+    return out
+
+
 @main.command("eval")
 @click.argument("corpora", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
                 metavar="CORPUS...")
@@ -598,6 +609,10 @@ def _short_line(name: str, f: dict[str, Any]) -> str:
 @click.option("--lexicon", "lexicon_path", type=click.Path(exists=True, dir_okay=False), help="Lexicon file.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
               help="Model file to evaluate (not with --folds, which trains its own).")
+@click.option("--seeds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="With --folds: repeat the cross-validation with this many different fold assignments "
+                   "and print each and their mean and range (one split's figure moves by a point or two "
+                   "with the split alone; judge a change by the mean).")
 @click.option("--errors/--no-errors", default=None,
               help="List each error (default: on, except with --folds).")
 @click.option("--min-f1", type=float, help="Exit 1 when F1 is below this.")
@@ -608,7 +623,7 @@ def _short_line(name: str, f: dict[str, Any]) -> str:
                    "alone, no model (for comparing what each part brings).")
 @config_option
 def evaluate_cmd(corpora: tuple[str, ...], folds: int | None, lexicon_path: str | None, model_path: str | None,
-                 errors: bool | None, min_f1: float | None, min_date: float | None, as_json: bool,
+                 seeds: int, errors: bool | None, min_f1: float | None, min_date: float | None, as_json: bool,
                  ablation: str, config_path: str | None) -> None:
     """Extraction quality on labeled corpora: precision, recall, F1, field accuracy, per language and
     per file, and the errors."""
@@ -619,6 +634,10 @@ def evaluate_cmd(corpora: tuple[str, ...], folds: int | None, lexicon_path: str 
 
     if folds and model_path:
         fail("--model and --folds exclude each other: cross-validation trains its own models", 2)
+    if seeds > 1 and (not folds or ablation == "rules-only"):
+        fail("--seeds needs --folds (and a model to train): it repeats the cross-validation with other fold "
+             "assignments", 2)
+    repeated: dict[str, dict[str, float]] = {}
     extractor = _extractor(lexicon_path, model_path, config_path)
     if ablation == "no-rules":
         from monitor.extract import Extractor
@@ -635,14 +654,30 @@ def evaluate_cmd(corpora: tuple[str, ...], folds: int | None, lexicon_path: str 
                 if not as_json:
                     click.echo(line, err=True)
 
-            report = cross_validate(paths, extractor, folds, progress=progress)
+            if seeds > 1:
+                from monitor.extract.train import SEED, load_items
+
+                items = load_items(paths, extractor)
+                reports = []
+                for k in range(seeds):
+                    seed = SEED + k
+                    reports.append(cross_validate(paths, extractor, folds, seed=seed, items=items))
+                    progress(f"fold seed {seed}: " + _short_line("all", reports[-1].figures).split(":", 1)[1].strip())
+                report = reports[0]
+                repeated = _over_seeds([r.figures for r in reports])
+            else:
+                report = cross_validate(paths, extractor, folds, progress=progress)
         else:
             report = evaluate(paths, extractor)
     except CorpusError as exc:
         fail(str(exc), 2)
     f = report.figures
+    judged = {**f, **{k: v["mean"] for k, v in repeated.items()}} if seeds > 1 else f   # the mean, over seeds
     if as_json:
-        click.echo(_json.dumps({**f, "folds": report.folds, "by_lang": report.by_lang, "by_file": report.by_file}))
+        out = {**report.figures, "folds": report.folds, "by_lang": report.by_lang, "by_file": report.by_file}
+        if seeds > 1:
+            out["over_seeds"] = repeated
+        click.echo(_json.dumps(out))
     else:
         if errors if errors is not None else not folds:
             for rid, why in report.errors:
@@ -662,7 +697,11 @@ def evaluate_cmd(corpora: tuple[str, ...], folds: int | None, lexicon_path: str 
         if len(report.by_file) > 1:
             for name, figs in report.by_file.items():
                 click.echo(_short_line(name, figs))
-    short = (min_f1 is not None and f["f1"] < min_f1) or (min_date is not None and (f["date_acc"] or 0) < min_date)
+        if seeds > 1:
+            click.echo(f"mean over {seeds} fold seeds (min-max; the lines above are the first seed's): " + "  ".join(
+                f"{k} {v['mean']:.4g} ({v['min']:.4g}-{v['max']:.4g})" for k, v in repeated.items()))
+    short = ((min_f1 is not None and judged["f1"] < min_f1)
+             or (min_date is not None and (judged["date_acc"] or 0) < min_date))
     sys.exit(1 if short else 0)
 
 
