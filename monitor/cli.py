@@ -589,17 +589,6 @@ def _short_line(name: str, f: dict[str, Any]) -> str:
             f"invented {f['invented_dates']}  action {f['action_acc']}")
 
 
-def _over_seeds(figures: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean, min and max of the headline figures over repeated cross-validations."""
-    keys = ("f1", "precision", "recall", "platform_acc", "date_acc", "invented_dates", "action_acc")
-    out: dict[str, dict[str, float]] = {}
-    for k in keys:
-        vals = [float(f[k]) for f in figures if f.get(k) is not None]
-        if vals:
-            out[k] = {"mean": round(sum(vals) / len(vals), 4), "min": min(vals), "max": max(vals)}
-    return out
-
-
 @main.command("eval")
 @click.argument("corpora", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
                 metavar="CORPUS...")
@@ -655,16 +644,12 @@ def evaluate_cmd(corpora: tuple[str, ...], folds: int | None, lexicon_path: str 
                     click.echo(line, err=True)
 
             if seeds > 1:
-                from monitor.extract.train import SEED, load_items
+                from monitor.extract.evaluate import cross_validate_seeds, spread
 
-                items = load_items(paths, extractor)
-                reports = []
-                for k in range(seeds):
-                    seed = SEED + k
-                    reports.append(cross_validate(paths, extractor, folds, seed=seed, items=items))
-                    progress(f"fold seed {seed}: " + _short_line("all", reports[-1].figures).split(":", 1)[1].strip())
+                reports = cross_validate_seeds(paths, extractor, folds, seeds, progress=lambda seed, r: progress(
+                    f"fold seed {seed}: " + _short_line("all", r.figures).split(":", 1)[1].strip()))
                 report = reports[0]
-                repeated = _over_seeds([r.figures for r in reports])
+                repeated = spread(reports)
             else:
                 report = cross_validate(paths, extractor, folds, progress=progress)
         else:

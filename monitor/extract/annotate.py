@@ -62,13 +62,17 @@ class Annotated:
     ref: date | None                # the day the text was written (publication date or dateline)
     ref_cn: date | None             # the same in China's calendar
     lexicon: Lexicon
+    _platform_counts: Counter[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def title(self) -> Sentence | None:
         return self.sentences[0] if self.has_title and self.sentences else None
 
     def platform_counts(self) -> Counter[str]:
-        return Counter(p for s in self.sentences for p, _s, _e in s.platforms)
+        """How often each platform is named (counted once per article: several features ask)."""
+        if self._platform_counts is None:
+            self._platform_counts = Counter(p for s in self.sentences for p, _s, _e in s.platforms)
+        return self._platform_counts
 
 
 class Annotator:

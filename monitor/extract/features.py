@@ -339,16 +339,28 @@ def _roles(s: Sentence, pid: str) -> set[str]:
 
 
 # -- action ----------------------------------------------------------------------------------------
+def _action_hits(s: Sentence) -> list[tuple[int, str]]:
+    """(position, action class) of every action word in the sentence."""
+    return [(x, c) for classes, x, _y in s.hits for c in classes if c in _ACT_CLS]
+
+
+def _nearest_action(s: Sentence) -> str | None:
+    """The action class named nearest a link word in the sentence, if it names both."""
+    acts = _action_hits(s)
+    links = [x for c, x, _y in s.hits if "links" in c or "linkish" in c]
+    if not acts or not links:
+        return None
+    return min(acts, key=lambda xc: min(abs(xc[0] - lx) for lx in links))[1]
+
+
 def _nearest_votes(a: Annotated) -> dict[str, int]:
     """For each candidate sentence that names a link and an action: the action class named nearest
     the link word, counted over the article."""
     votes = {c: 0 for c in _ACT_CLS}
     for i in a.candidates:
-        s = a.sentences[i]
-        acts = [(x, c) for classes, x, _y in s.hits for c in classes if c in _ACT_CLS]
-        links = [x for c, x, _y in s.hits if "links" in c or "linkish" in c]
-        if acts and links:
-            votes[min(acts, key=lambda xc: min(abs(xc[0] - lx) for lx in links))[1]] += 1
+        nearest = _nearest_action(a.sentences[i])
+        if nearest is not None:
+            votes[nearest] += 1
     return votes
 
 
@@ -372,15 +384,14 @@ def action_candidates(a: Annotated, platform: str, evidence: int | None) -> dict
         cls = f"act:{action}"
         f: Features = {f"x:class:{action}": 1.0}
         for tag, s in where:
-            acts = [(x, c) for classes, x, _y in s.hits for c in classes if c in _ACT_CLS]
+            acts = _action_hits(s)
             named = [x for x, c in acts if c == cls]
             if named:
                 f[f"x:{tag}:named"] = 1.0
                 f[f"x:{tag}:count"] = math.log1p(len(named))
                 if min(acts)[1] == cls:
                     f[f"x:{tag}:first"] = 1.0
-                links = [x for c, x, _y in s.hits if "links" in c or "linkish" in c]
-                if links and min(acts, key=lambda xc: min(abs(xc[0] - lx) for lx in links))[1] == cls:
+                if _nearest_action(s) == cls:
                     f[f"x:{tag}:nearest"] = 1.0
                 if len({c for _x, c in acts}) == 1:
                     f[f"x:{tag}:only"] = 1.0
