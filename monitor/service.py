@@ -93,10 +93,14 @@ class Counts:
         return taken
 
 
+def _state(db: DatabaseCounts | None) -> str:
+    return (f"{db.failing} failing, {db.pending} deliveries pending, {db.dead} dead"
+            if db is not None else "database unreadable")
+
+
 def heartbeat_line(t: Tally, db: DatabaseCounts | None, sources: int, span: str) -> str:
     """One line saying what the daemon did in ``span``; the database figures are now's."""
-    state = (f"{db.failing} failing, {db.pending} deliveries pending, {db.dead} dead"
-             if db is not None else "database unreadable")
+    state = _state(db)
     return (f"heartbeat: last {span}: polled {len(t.sources)} of {sources} sources ({t.polls} polls, "
             f"{t.failed} failed), {t.changes} changes found, {t.sent} deliveries sent, {t.not_sent} not sent "
             f"({t.dead} gave up); now: {state}")
@@ -104,9 +108,7 @@ def heartbeat_line(t: Tally, db: DatabaseCounts | None, sources: int, span: str)
 
 def status_line(t: Tally, db: DatabaseCounts | None, sources: int) -> str:
     """systemd's one-line ``STATUS=`` (shown by ``systemctl status``): totals since the start."""
-    state = (f"{db.failing} failing, {db.pending} deliveries pending, {db.dead} dead"
-             if db is not None else "database unreadable")
-    return f"{sources} sources, {state}; since start: {t.polls} polls, {t.changes} changes found, {t.sent} sent"
+    return f"{sources} sources, {_state(db)}; since start: {t.polls} polls, {t.changes} changes found, {t.sent} sent"
 
 
 class Liveness:
