@@ -157,34 +157,19 @@ def check_templates(app: App, report: Report) -> None:
 
 
 def fetch_one(app: App, cfg: SourceConfig) -> str:
-    """Fetch and parse ``cfg`` once, storing nothing; what was found, or raise with the problem."""
-    from monitor.sources import filters, json_api, limits, pages
-    from monitor.sources.charset import decode_page
-    from monitor.sources.feeds import parse_feed_checked
+    """Fetch and parse ``cfg`` once, as a poll does (the same code), storing nothing; what was
+    found, or raise with the problem."""
+    from monitor.pipeline import fetch_document, read_document
+    from monitor.sources import filters, pages
 
-    timeout = cfg.timeout.total_seconds() if cfg.timeout else None
-    if cfg.kind == "browser":
-        result = app.browser.render(cfg, timeout)
-    elif cfg.kind == "json":
-        result = json_api.fetch(app.fetcher, cfg, None, None, timeout)
-    else:
-        result = app.fetcher.fetch(cfg.url, timeout=timeout)
-    if cfg.kind == "feed":
-        items = parse_feed_checked(result.content, result.headers, result.url).items
-    elif cfg.kind == "json":
-        items = json_api.parse(result.content, result.headers, result.url, cfg)
-    else:
-        problem = limits.precheck(result.content)
-        if problem:
-            raise ValueError(problem)
-        html = decode_page(result.content, result.headers.get("content-type")).text
-        if cfg.parses_as == "page":
-            text = pages.watched_text(html, cfg.selector, cfg.ignore)
-            if not text.strip():
-                raise ValueError("the watched part of the page is empty (check selector and ignore)")
-            return f"{text.count(chr(10)) + 1} lines of watched text"
-        sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link, cfg.selectors.date)
-        items = pages.parse_list(html, result.url, sel)
+    result = fetch_document(app, cfg, timeout=cfg.timeout.total_seconds() if cfg.timeout else None)
+    items, html, _garbled = read_document(cfg, result)
+    if html is not None:
+        text = pages.watched_text(html, cfg.selector, cfg.ignore)
+        if not text.strip():
+            raise ValueError("the watched part of the page is empty (check selector and ignore)")
+        return f"{text.count(chr(10)) + 1} lines of watched text"
+    items = items or []
     kept = filters.apply(items, cfg.include, cfg.exclude)
     if not items:
         raise ValueError("fetched, but no items found in it"

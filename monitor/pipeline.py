@@ -91,7 +91,7 @@ def _poll(app: App, cfg: SourceConfig, state: repo.PollState | None) -> PollOutc
     etag, last_modified, first = state.etag, state.last_modified, state.first
     timeout = cfg.timeout.total_seconds() if cfg.timeout else None
     try:
-        result = _fetch(app, cfg, etag, last_modified, timeout)
+        result = fetch_document(app, cfg, etag, last_modified, timeout)
     except FetchError as exc:
         if exc.aborted:
             return _give_back(app, cfg, "stopped before it finished (shutting down)")
@@ -137,6 +137,17 @@ def _poll(app: App, cfg: SourceConfig, state: repo.PollState | None) -> PollOutc
 def _parse(app: App, cfg: SourceConfig, result: FetchResult
            ) -> tuple[list[FeedItem], "PendingVersion | None", str | None]:
     """Items (and, for a watched page, its new version) and a warning for the user, if any."""
+    items, html, garbled = read_document(cfg, result)
+    version = None
+    if html is not None:
+        items, version = _page_change(app, cfg, html)
+    return items or [], version, _garbled_warning(garbled, result)
+
+
+def read_document(cfg: SourceConfig, result: FetchResult) -> tuple[list[FeedItem] | None, str | None, bool]:
+    """What a fetched document holds, by the source's kind: its items (a feed, a JSON API, a list
+    page), or for a watched page its decoded HTML; and whether the text looks garbled. Shared by the
+    poll and by `check --fetch`, so a check reads a source exactly as a poll does."""
     from monitor.sources import json_api, pages
     from monitor.sources.charset import decode_page
     from monitor.sources.feeds import parse_feed_checked
@@ -145,9 +156,9 @@ def _parse(app: App, cfg: SourceConfig, result: FetchResult
         parsed = parse_feed_checked(result.content, result.headers, result.url)
         if parsed.note:
             log.info("source=%s %s", cfg.name, parsed.note)
-        return parsed.items, None, _garbled_warning(parsed.garbled, result)
+        return parsed.items, None, parsed.garbled
     if cfg.kind == "json":
-        return json_api.parse(result.content, result.headers, result.url, cfg), None, None
+        return json_api.parse(result.content, result.headers, result.url, cfg), None, False
     problem = limits.precheck(result.content)
     if problem:
         raise pages.PageError(problem)
@@ -155,11 +166,9 @@ def _parse(app: App, cfg: SourceConfig, result: FetchResult
     if decoded.note:
         log.info("source=%s %s", cfg.name, decoded.note)
     if cfg.parses_as == "page":
-        items, version = _page_change(app, cfg, decoded.text)
-    else:
-        sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link, cfg.selectors.date)
-        items, version = pages.parse_list(decoded.text, result.url, sel), None
-    return items, version, _garbled_warning(decoded.garbled, result)
+        return None, decoded.text, decoded.garbled
+    sel = pages.ListSelectors(cfg.selectors.item, cfg.selectors.title, cfg.selectors.link, cfg.selectors.date)
+    return pages.parse_list(decoded.text, result.url, sel), None, decoded.garbled
 
 
 def _garbled_warning(garbled: bool, result: FetchResult) -> str | None:
@@ -183,8 +192,8 @@ def _give_back(app: App, cfg: SourceConfig, why: str) -> PollOutcome:
     return PollOutcome(cfg.name, False, skipped=why)
 
 
-def _fetch(app: App, cfg: SourceConfig, etag: str | None, last_modified: str | None,
-           timeout: float | None) -> FetchResult:
+def fetch_document(app: App, cfg: SourceConfig, etag: str | None = None, last_modified: str | None = None,
+                   timeout: float | None = None) -> FetchResult:
     """The source's document: rendered by the shared browser, asked of a JSON API, or fetched."""
     if cfg.kind == "browser":
         return app.browser.render(cfg, timeout)
